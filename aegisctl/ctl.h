@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* aegisctl's commands: each takes the arguments after its name and returns the exit status. */
+#ifndef AEGISCTL_CTL_H
+#define AEGISCTL_CTL_H
+
+#include "aegis/diag.h"
+#include "aegis/resource.h"
+
+/* Exit statuses shared by every command. */
+#define CTL_EXIT_OK 0
+#define CTL_EXIT_INVALID 1 /* the input has errors */
+#define CTL_EXIT_USAGE 2
+
+int ctl_validate(int argc, char **argv);
+int ctl_get(int argc, char **argv);
+
+/* Loads and checks every path into set; every problem goes to diags, sorted. */
+void ctl_load(struct aegis_resource_set *set, struct aegis_diags *diags, char **paths, int npaths);
+/* Prints diagnostics, one per line, in the compiler-style form. */
+void ctl_print_diags(const struct aegis_diags *diags, FILE *out);
+
+#endif

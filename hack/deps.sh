@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Installs every build and test dependency of Aegis from Debian 12's packages. This is the only
+# place the list lives: CI, hack/quickstart.sh and hack/test.sh all call this script. It is
+# idempotent: when every package is already installed it changes nothing and needs no network.
+set -euo pipefail
+
+packages=(
+    # Build
+    build-essential cmake pkg-config git
+    # clang for the sanitizer and fuzz builds (libFuzzer ships in libclang-rt-14-dev), and lint
+    clang libclang-rt-14-dev clang-format clang-tidy cppcheck
+    # Libraries
+    libssl-dev openssl libyaml-dev libcurl4-openssl-dev libjansson-dev libinotifytools0-dev
+    libh2o-evloop-dev
+    # Tests: /usr/bin/python3 with these modules runs the schema and protocol tests
+    curl python3 python3-yaml python3-ruamel.yaml python3-jsonschema
+    # Later issues add their test servers and clients here: pebble (ACME), kubectl, wrk,
+    # nghttp2-client (h2load), prometheus (promtool).
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    if [[ $status != installed ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "deps: all ${#packages[@]} packages are installed"
+    exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+sudo=()
+if ((EUID != 0)); then
+    sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    "${missing[@]}"
