@@ -212,7 +212,7 @@ static bool check_string(struct walk *w, const struct api_field *f, const struct
     char q[QUOTE_MAX * 4 + 3];
     bool quoted = quote(n->str, n->len, q, sizeof(q));
     size_t chars = utf8_chars(n->str, n->len);
-    size_t max = f->max_length != 0 ? f->max_length : AEGIS_LIMIT_STRING_BYTES;
+    size_t max = f->max_length != 0 ? f->max_length : (size_t)AEGIS_LIMIT_STRING_BYTES;
     const char *why = NULL;
 
     if (chars < f->min_length) {
@@ -591,8 +591,8 @@ static void check_rules(struct walk *w, const struct api_type *t, const char *ba
 {
     for (size_t ri = 0; ri < t->n_rules; ri++) {
         const struct api_rule *r = &t->rules[ri];
-        const char *names[64];
-        const char *given[64];
+        const char *names[64] = {0};
+        const char *given[64] = {0};
         size_t ngiven = 0;
         char cond[256];
         char list[1024];

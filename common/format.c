@@ -214,7 +214,8 @@ static bool check_url(const char *s, size_t len, bool https_only, const char **w
     else if (!https_only && len >= 7 && memcmp(s, "http://", 7) == 0)
         i = 7;
     else
-        return fail(why, https_only ? "must start with https://" : "must start with http:// or https://");
+        return fail(why, https_only ? "must start with https://"
+                                    : "must start with http:// or https://");
     start = i;
     if (i < len && s[i] == '[') {
         for (i++; i < len && (is_hex((unsigned char)s[i]) || s[i] == ':' || s[i] == '.'); i++)
@@ -647,8 +648,7 @@ int aegis_duration_format(int64_t ms, char *buf, size_t size)
         if (n == 0)
             continue;
         v -= n * units[u].ms;
-        w = snprintf(tmp + len, sizeof(tmp) - len, "%llu%s", (unsigned long long)n,
-                     units[u].unit);
+        w = snprintf(tmp + len, sizeof(tmp) - len, "%llu%s", (unsigned long long)n, units[u].unit);
         if (w > 0)
             len += (size_t)w;
     }

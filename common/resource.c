@@ -24,7 +24,7 @@
 #include "aegis/yaml.h"
 
 /* Durations below this are refused: a certificate that short-lived would renew constantly. */
-#define MIN_CERT_DURATION_MS (60 * 60 * 1000LL)
+#define MIN_CERT_DURATION_MS (60LL * 60 * 1000)
 /* HSTS preload lists require a max-age of at least one year. */
 #define HSTS_PRELOAD_MIN_AGE 31536000
 
@@ -35,7 +35,7 @@ static const char *const kind_names[] = {
 };
 
 static const struct api_type *const kind_tables[] = {
-#define AEGIS_KIND_TABLE(e, name, member, table) &table,
+#define AEGIS_KIND_TABLE(e, name, member, table) &(table),
     AEGIS_KINDS(AEGIS_KIND_TABLE)
 #undef AEGIS_KIND_TABLE
 };

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,11 @@
 #include "aegis/alloc.h"
 #include "aegis/err.h"
 #include "aegis/limits.h"
+
+/* The byte limits as size_t, for comparisons with lengths (limits.h writes unsigned products). */
+#define FILE_BYTES ((size_t)AEGIS_LIMIT_YAML_FILE_BYTES)
+#define DOC_BYTES ((size_t)AEGIS_LIMIT_YAML_DOC_BYTES)
+#define SCALAR_BYTES ((size_t)AEGIS_LIMIT_YAML_SCALAR_BYTES)
 
 #define CORE_TAG_PREFIX "tag:yaml.org,2002:"
 /* Longest piece of input quoted in a message (keys, tags). */
@@ -134,7 +140,10 @@ static size_t char_to_byte(struct loader *ld, size_t idx)
 static unsigned long decode(const unsigned char *b, size_t *i)
 {
     size_t w = utf8_width(b[*i]), k;
-    unsigned long v = w == 1 ? b[*i] : w == 2 ? b[*i] & 0x1Fu : w == 3 ? b[*i] & 0x0Fu : b[*i] & 0x07u;
+    unsigned long v = w == 1   ? b[*i]
+                      : w == 2 ? b[*i] & 0x1Fu
+                      : w == 3 ? b[*i] & 0x0Fu
+                               : b[*i] & 0x07u;
 
     for (k = 1; k < w; k++)
         v = v << 6 | (b[*i + k] & 0x3Fu);
@@ -209,8 +218,13 @@ static size_t text_end(const unsigned char *b, size_t len, size_t from, char *wh
             return i;
         }
         for (k = 1; k < w; k++) {
-            if (i + k >= len || (b[i + k] & 0xC0) != 0x80) {
-                snprintf(what, size, "found an incomplete UTF-8 sequence");
+            if (i + k >= len) {
+                snprintf(what, size, "found an incomplete UTF-8 sequence at the end");
+                return i;
+            }
+            if ((b[i + k] & 0xC0) != 0x80) {
+                /* Most often a Latin-1 file: name the byte the user can find. */
+                snprintf(what, size, "found the byte 0x%02X, which is not valid UTF-8", c);
                 return i;
             }
             v = v << 6 | (b[i + k] & 0x3Fu);
@@ -361,9 +375,9 @@ static enum aegis_yscalar resolve_plain(const char *s, size_t len)
 {
     static const char *const nulls[] = {"~", "null", "Null", "NULL", NULL};
     static const char *const bools[] = {"true", "True", "TRUE", "false", "False", "FALSE", NULL};
-    static const char *const specials[] = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
-                                           "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN",
-                                           NULL};
+    static const char *const specials[] = {".inf",  ".Inf",  ".INF",  "+.inf", "+.Inf",
+                                           "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
+                                           ".NaN",  ".NAN",  NULL};
     size_t sign;
 
     if (len == 0 || is_one_of(s, len, nulls))
@@ -494,11 +508,23 @@ static void bad_tag(struct loader *ld, const yaml_char_t *tag, struct aegis_mark
            tag_text(tag, t, sizeof(t)));
 }
 
+/* A core tag on the wrong kind of node: !!map on a list, !!seq on a string, ... */
+static void misplaced_tag(struct loader *ld, const yaml_char_t *tag, struct aegis_mark mark,
+                          const char *node)
+{
+    char t[QUOTE_MAX + 32];
+
+    ld->doc_bad = true;
+    report(ld, -AEGIS_E_INVALID, mark, "the tag %s does not fit %s; remove it",
+           tag_text(tag, t, sizeof(t)), node);
+}
+
 static void on_scalar(struct loader *ld, const yaml_event_t *ev)
 {
     static const char *const kinds[] = {
-        [AEGIS_YS_STRING] = "a string", [AEGIS_YS_NULL] = "null",    [AEGIS_YS_BOOL] = "a boolean",
-        [AEGIS_YS_INT] = "an integer",  [AEGIS_YS_FLOAT] = "a number",
+        [AEGIS_YS_STRING] = "a string", [AEGIS_YS_NULL] = "null",
+        [AEGIS_YS_BOOL] = "a boolean",  [AEGIS_YS_INT] = "an integer",
+        [AEGIS_YS_FLOAT] = "a number",
     };
     const char *value = (const char *)ev->data.scalar.value;
     size_t len = ev->data.scalar.length;
@@ -509,7 +535,7 @@ static void on_scalar(struct loader *ld, const yaml_event_t *ev)
     struct aegis_ynode *n;
 
     check_anchor(ld, ev->data.scalar.anchor, mark);
-    if (len > AEGIS_LIMIT_YAML_SCALAR_BYTES) {
+    if (len > SCALAR_BYTES) {
         report(ld, -AEGIS_E_LIMIT, mark,
                "the value is longer than the limit of %u bytes; store it in a file or a Secret",
                AEGIS_LIMIT_YAML_SCALAR_BYTES);
@@ -552,6 +578,8 @@ static void on_scalar(struct loader *ld, const yaml_event_t *ev)
     }
     case TAG_MAP:
     case TAG_SEQ:
+        misplaced_tag(ld, ev->data.scalar.tag, mark, "a single value");
+        break;
     case TAG_OTHER:
         bad_tag(ld, ev->data.scalar.tag, mark);
         break;
@@ -572,15 +600,18 @@ static void on_scalar(struct loader *ld, const yaml_event_t *ev)
 static void on_collection_start(struct loader *ld, const yaml_event_t *ev)
 {
     bool map = ev->type == YAML_MAPPING_START_EVENT;
-    const yaml_char_t *anchor = map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
+    const yaml_char_t *anchor =
+        map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
     const yaml_char_t *tag = map ? ev->data.mapping_start.tag : ev->data.sequence_start.tag;
     struct aegis_mark mark = to_mark(ev->start_mark);
     enum tag t = tag_of(tag);
     struct aegis_ynode *n;
 
     check_anchor(ld, anchor, mark);
-    if (t != TAG_NONE && t != (map ? TAG_MAP : TAG_SEQ))
+    if (t == TAG_OTHER)
         bad_tag(ld, tag, mark);
+    else if (t != TAG_NONE && t != (map ? TAG_MAP : TAG_SEQ))
+        misplaced_tag(ld, tag, mark, map ? "a mapping" : "a list");
     if (at_key(ld)) {
         report(ld, -AEGIS_E_INVALID, mark, "mapping keys must be plain strings");
         skip_doc(ld);
@@ -667,8 +698,7 @@ static void on_document_start(struct loader *ld, const yaml_event_t *ev)
 
     if (ld->ndocs_seen >= AEGIS_LIMIT_YAML_DOCS) {
         report(ld, -AEGIS_E_LIMIT, mark,
-               "the file has more than the limit of %d documents; split it",
-               AEGIS_LIMIT_YAML_DOCS);
+               "the file has more than the limit of %d documents; split it", AEGIS_LIMIT_YAML_DOCS);
         ld->stop = true;
         return;
     }
@@ -723,7 +753,7 @@ static bool within_limits(struct loader *ld, const yaml_event_t *ev)
         if (ld->raw_depth > 0)
             ld->raw_depth--;
     }
-    if (char_to_byte(ld, ev->end_mark.index) - ld->doc_start_byte > AEGIS_LIMIT_YAML_DOC_BYTES) {
+    if (char_to_byte(ld, ev->end_mark.index) - ld->doc_start_byte > DOC_BYTES) {
         report(ld, -AEGIS_E_LIMIT, ld->doc_mark,
                "the document is larger than the limit of %u bytes; split it",
                AEGIS_LIMIT_YAML_DOC_BYTES);
@@ -894,8 +924,8 @@ static void parse(struct loader *ld)
     yaml_parser_delete(&parser);
 }
 
-int aegis_yaml_load_buffer(const char *name, const char *buf, size_t len,
-                           struct aegis_yfile **out, struct aegis_diags *diags)
+int aegis_yaml_load_buffer(const char *name, const char *buf, size_t len, struct aegis_yfile **out,
+                           struct aegis_diags *diags)
 {
     struct loader ld;
     char what[96];
@@ -906,7 +936,7 @@ int aegis_yaml_load_buffer(const char *name, const char *buf, size_t len,
     ld.buf = (const unsigned char *)buf;
     ld.diags = diags;
     *out = ld.f;
-    if (len > AEGIS_LIMIT_YAML_FILE_BYTES) {
+    if (len > FILE_BYTES) {
         report(&ld, -AEGIS_E_LIMIT, (struct aegis_mark){0, 0},
                "the file is larger than the limit of %u bytes; split it",
                AEGIS_LIMIT_YAML_FILE_BYTES);
@@ -951,7 +981,7 @@ int aegis_yaml_load_file(const char *path, struct aegis_yfile **out, struct aegi
         aegis_diags_add(diags, AEGIS_SEV_ERROR, &loc, "not a regular file");
         goto out;
     }
-    if (st.st_size > (off_t)AEGIS_LIMIT_YAML_FILE_BYTES) {
+    if ((uintmax_t)st.st_size > FILE_BYTES) {
         rc = -AEGIS_E_LIMIT;
         aegis_diags_add(diags, AEGIS_SEV_ERROR, &loc,
                         "the file is larger than the limit of %u bytes; split it",
@@ -965,15 +995,14 @@ int aegis_yaml_load_file(const char *path, struct aegis_yfile **out, struct aegi
         ssize_t n;
 
         if (len == cap) {
-            if (cap > AEGIS_LIMIT_YAML_FILE_BYTES) {
+            if (cap > FILE_BYTES) {
                 rc = -AEGIS_E_LIMIT;
                 aegis_diags_add(diags, AEGIS_SEV_ERROR, &loc,
                                 "the file is larger than the limit of %u bytes; split it",
                                 AEGIS_LIMIT_YAML_FILE_BYTES);
                 goto out;
             }
-            cap = cap * 2 > AEGIS_LIMIT_YAML_FILE_BYTES + 1 ? AEGIS_LIMIT_YAML_FILE_BYTES + 1
-                                                             : cap * 2;
+            cap = cap * 2 > FILE_BYTES + 1 ? FILE_BYTES + 1 : cap * 2;
             buf = aegis_realloc(buf, cap);
         }
         n = read(fd, buf + len, cap - len);

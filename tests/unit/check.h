@@ -21,7 +21,7 @@ static inline int check_report_(int ok, const char *file, int line, const char *
     check_n_++;
     if (!ok)
         check_failed_++;
-    printf("%s %d - %s\n", ok ? "ok" : "not ok", check_n_, what);
+    printf("%s %d - %s\n", ok ? "ok" : "not ok", check_n_, what ? what : "(null)");
     if (!ok)
         printf("#   at %s:%d\n", file, line);
     return ok;

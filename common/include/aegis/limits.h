@@ -24,4 +24,19 @@
 /* Diagnostics kept per run; past this they are counted, not stored. */
 #define AEGIS_LIMIT_DIAGS 10000
 
+/* X.509 and keys (common/pki.c), secrets and the local CA (controller/secret.c, issuer/ca.c). */
+#define AEGIS_LIMIT_PEM_BYTES 262144u     /* 256 KiB: one PEM text (key, chain, CSR) */
+#define AEGIS_LIMIT_CHAIN_CERTS 10        /* certificates in one chain */
+#define AEGIS_LIMIT_SANS 256              /* subject alternative names per certificate */
+#define AEGIS_LIMIT_SECRET_BYTES 1048576u /* 1 MiB: one secret file (PKCS#12 fits) */
+#define AEGIS_LIMIT_CRL_ENTRIES 10000     /* revoked serials kept by the local CA */
+
+/* Encrypted store (common/envelope.c, common/masterkey.c, common/store*.c). */
+#define AEGIS_LIMIT_ENVELOPE_PLAINTEXT_BYTES ((size_t)1024 * 1024) /* one sealed value (key PEM) */
+#define AEGIS_LIMIT_ENVELOPE_AAD_BYTES 1024                        /* associated data string */
+#define AEGIS_LIMIT_MASTERKEY_FILE_BYTES 128                       /* a master key file */
+#define AEGIS_LIMIT_STORE_RECORD_BYTES ((size_t)4 * 1024 * 1024)   /* one record file */
+#define AEGIS_LIMIT_STORE_HISTORY 64                               /* history entries per record */
+#define AEGIS_LIMIT_STORE_RECORDS 100000                           /* records listed per store */
+
 #endif

@@ -120,9 +120,9 @@ static void test_sort(void)
         unsigned line, col;
         const char *msg;
     } in[] = {
-        {"b.yaml", 2, 1, "b2"}, {"a.yaml", 9, 1, "a9"},  {NULL, 0, 0, "none1"},
-        {"a.yaml", 2, 5, "a2:5"}, {"a.yaml", 2, 1, "a2:1-first"}, {"b.yaml", 1, 1, "b1"},
-        {"a.yaml", 2, 1, "a2:1-second"}, {NULL, 0, 0, "none2"}, {"a.yaml", 10, 1, "a10"},
+        {"b.yaml", 2, 1, "b2"},          {"a.yaml", 9, 1, "a9"},         {NULL, 0, 0, "none1"},
+        {"a.yaml", 2, 5, "a2:5"},        {"a.yaml", 2, 1, "a2:1-first"}, {"b.yaml", 1, 1, "b1"},
+        {"a.yaml", 2, 1, "a2:1-second"}, {NULL, 0, 0, "none2"},          {"a.yaml", 10, 1, "a10"},
         {"a.yaml", 2, 1, "a2:1-third"},
     };
     static const char *const want[] = {
@@ -208,8 +208,8 @@ static void test_err(void)
     where[sizeof(where) - 1] = '\0';
     aegis_err_set(&e, -AEGIS_E_INVALID, where, "%s", where);
     CHECK_INT(strlen(e.where), AEGIS_ERR_WHERE_MAX - 1, "where is cut to its buffer");
-    CHECK_INT(strlen(e.msg), sizeof(where) - 1 < AEGIS_ERR_MSG_MAX ? sizeof(where) - 1
-                                                                   : AEGIS_ERR_MSG_MAX - 1,
+    CHECK_INT(strlen(e.msg),
+              sizeof(where) - 1 < AEGIS_ERR_MSG_MAX ? sizeof(where) - 1 : AEGIS_ERR_MSG_MAX - 1,
               "msg is cut to its buffer");
 }
 

@@ -14,200 +14,200 @@
 
 struct fcase {
     enum aegis_format f;
-    const char *s;
     bool ok;
+    const char *s;
 };
 
 static const struct fcase cases[] = {
     /* dns-name */
-    {AEGIS_FMT_DNS_NAME, "example.com", true},
-    {AEGIS_FMT_DNS_NAME, "a", true},
-    {AEGIS_FMT_DNS_NAME, "localhost", true},
-    {AEGIS_FMT_DNS_NAME, "*.example.com", true},
-    {AEGIS_FMT_DNS_NAME, "*.com", true},
-    {AEGIS_FMT_DNS_NAME, "Example.COM", true},
-    {AEGIS_FMT_DNS_NAME, "xn--bcher-kva.example", true},
-    {AEGIS_FMT_DNS_NAME, "a-b.c-d.e", true},
-    {AEGIS_FMT_DNS_NAME, "1.2.3.4", true},
-    {AEGIS_FMT_DNS_NAME, "", false},
-    {AEGIS_FMT_DNS_NAME, "*", false},
-    {AEGIS_FMT_DNS_NAME, "*.", false},
-    {AEGIS_FMT_DNS_NAME, "*.*.example.com", false},
-    {AEGIS_FMT_DNS_NAME, "a.*.example.com", false},
-    {AEGIS_FMT_DNS_NAME, "*example.com", false},
-    {AEGIS_FMT_DNS_NAME, "exa mple.com", false},
-    {AEGIS_FMT_DNS_NAME, "example.com.", false},
-    {AEGIS_FMT_DNS_NAME, ".example.com", false},
-    {AEGIS_FMT_DNS_NAME, "a..b", false},
-    {AEGIS_FMT_DNS_NAME, "-a.com", false},
-    {AEGIS_FMT_DNS_NAME, "a-.com", false},
-    {AEGIS_FMT_DNS_NAME, "a.com-", false},
-    {AEGIS_FMT_DNS_NAME, "under_score.com", false},
-    {AEGIS_FMT_DNS_NAME, "caf\xc3\xa9.com", false},
-    {AEGIS_FMT_DNS_NAME, "example.com\n", false},
+    {AEGIS_FMT_DNS_NAME, true, "example.com"},
+    {AEGIS_FMT_DNS_NAME, true, "a"},
+    {AEGIS_FMT_DNS_NAME, true, "localhost"},
+    {AEGIS_FMT_DNS_NAME, true, "*.example.com"},
+    {AEGIS_FMT_DNS_NAME, true, "*.com"},
+    {AEGIS_FMT_DNS_NAME, true, "Example.COM"},
+    {AEGIS_FMT_DNS_NAME, true, "xn--bcher-kva.example"},
+    {AEGIS_FMT_DNS_NAME, true, "a-b.c-d.e"},
+    {AEGIS_FMT_DNS_NAME, true, "1.2.3.4"},
+    {AEGIS_FMT_DNS_NAME, false, ""},
+    {AEGIS_FMT_DNS_NAME, false, "*"},
+    {AEGIS_FMT_DNS_NAME, false, "*."},
+    {AEGIS_FMT_DNS_NAME, false, "*.*.example.com"},
+    {AEGIS_FMT_DNS_NAME, false, "a.*.example.com"},
+    {AEGIS_FMT_DNS_NAME, false, "*example.com"},
+    {AEGIS_FMT_DNS_NAME, false, "exa mple.com"},
+    {AEGIS_FMT_DNS_NAME, false, "example.com."},
+    {AEGIS_FMT_DNS_NAME, false, ".example.com"},
+    {AEGIS_FMT_DNS_NAME, false, "a..b"},
+    {AEGIS_FMT_DNS_NAME, false, "-a.com"},
+    {AEGIS_FMT_DNS_NAME, false, "a-.com"},
+    {AEGIS_FMT_DNS_NAME, false, "a.com-"},
+    {AEGIS_FMT_DNS_NAME, false, "under_score.com"},
+    {AEGIS_FMT_DNS_NAME, false, "caf\xc3\xa9.com"},
+    {AEGIS_FMT_DNS_NAME, false, "example.com\n"},
     /* hostname */
-    {AEGIS_FMT_HOSTNAME, "app.example.com", true},
-    {AEGIS_FMT_HOSTNAME, "backend", true},
-    {AEGIS_FMT_HOSTNAME, "*.example.com", false},
-    {AEGIS_FMT_HOSTNAME, "a..b", false},
-    {AEGIS_FMT_HOSTNAME, "", false},
+    {AEGIS_FMT_HOSTNAME, true, "app.example.com"},
+    {AEGIS_FMT_HOSTNAME, true, "backend"},
+    {AEGIS_FMT_HOSTNAME, false, "*.example.com"},
+    {AEGIS_FMT_HOSTNAME, false, "a..b"},
+    {AEGIS_FMT_HOSTNAME, false, ""},
     /* dns-subdomain */
-    {AEGIS_FMT_DNS_SUBDOMAIN, "letsencrypt", true},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "a.b-c.d", true},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "0", true},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "Upper", false},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "a_b", false},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "-a", false},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "a-", false},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "a.-b", false},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "a.", false},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "", false},
-    {AEGIS_FMT_DNS_SUBDOMAIN, "*.a", false},
+    {AEGIS_FMT_DNS_SUBDOMAIN, true, "letsencrypt"},
+    {AEGIS_FMT_DNS_SUBDOMAIN, true, "a.b-c.d"},
+    {AEGIS_FMT_DNS_SUBDOMAIN, true, "0"},
+    {AEGIS_FMT_DNS_SUBDOMAIN, false, "Upper"},
+    {AEGIS_FMT_DNS_SUBDOMAIN, false, "a_b"},
+    {AEGIS_FMT_DNS_SUBDOMAIN, false, "-a"},
+    {AEGIS_FMT_DNS_SUBDOMAIN, false, "a-"},
+    {AEGIS_FMT_DNS_SUBDOMAIN, false, "a.-b"},
+    {AEGIS_FMT_DNS_SUBDOMAIN, false, "a."},
+    {AEGIS_FMT_DNS_SUBDOMAIN, false, ""},
+    {AEGIS_FMT_DNS_SUBDOMAIN, false, "*.a"},
     /* dns-label */
-    {AEGIS_FMT_DNS_LABEL, "default", true},
-    {AEGIS_FMT_DNS_LABEL, "kube-system", true},
-    {AEGIS_FMT_DNS_LABEL, "9", true},
-    {AEGIS_FMT_DNS_LABEL, "a.b", false},
-    {AEGIS_FMT_DNS_LABEL, "Default", false},
-    {AEGIS_FMT_DNS_LABEL, "-x", false},
-    {AEGIS_FMT_DNS_LABEL, "x-", false},
-    {AEGIS_FMT_DNS_LABEL, "", false},
+    {AEGIS_FMT_DNS_LABEL, true, "default"},
+    {AEGIS_FMT_DNS_LABEL, true, "kube-system"},
+    {AEGIS_FMT_DNS_LABEL, true, "9"},
+    {AEGIS_FMT_DNS_LABEL, false, "a.b"},
+    {AEGIS_FMT_DNS_LABEL, false, "Default"},
+    {AEGIS_FMT_DNS_LABEL, false, "-x"},
+    {AEGIS_FMT_DNS_LABEL, false, "x-"},
+    {AEGIS_FMT_DNS_LABEL, false, ""},
     /* secret-key */
-    {AEGIS_FMT_SECRET_KEY, "tls.crt", true},
-    {AEGIS_FMT_SECRET_KEY, "api_token-2", true},
-    {AEGIS_FMT_SECRET_KEY, ".", true},
-    {AEGIS_FMT_SECRET_KEY, "..", true},
-    {AEGIS_FMT_SECRET_KEY, "", false},
-    {AEGIS_FMT_SECRET_KEY, "a/b", false},
-    {AEGIS_FMT_SECRET_KEY, "a b", false},
-    {AEGIS_FMT_SECRET_KEY, "a:b", false},
+    {AEGIS_FMT_SECRET_KEY, true, "tls.crt"},
+    {AEGIS_FMT_SECRET_KEY, true, "api_token-2"},
+    {AEGIS_FMT_SECRET_KEY, true, "."},
+    {AEGIS_FMT_SECRET_KEY, true, ".."},
+    {AEGIS_FMT_SECRET_KEY, false, ""},
+    {AEGIS_FMT_SECRET_KEY, false, "a/b"},
+    {AEGIS_FMT_SECRET_KEY, false, "a b"},
+    {AEGIS_FMT_SECRET_KEY, false, "a:b"},
     /* ip */
-    {AEGIS_FMT_IP, "127.0.0.1", true},
-    {AEGIS_FMT_IP, "0.0.0.0", true},
-    {AEGIS_FMT_IP, "255.255.255.255", true},
-    {AEGIS_FMT_IP, "::1", true},
-    {AEGIS_FMT_IP, "::", true},
-    {AEGIS_FMT_IP, "2001:db8::1", true},
-    {AEGIS_FMT_IP, "2001:DB8:0:0:0:0:0:1", true},
-    {AEGIS_FMT_IP, "::ffff:192.0.2.1", true},
-    {AEGIS_FMT_IP, "fe80::1:2:3:4", true},
-    {AEGIS_FMT_IP, "", false},
-    {AEGIS_FMT_IP, "256.0.0.1", false},
-    {AEGIS_FMT_IP, "1.2.3", false},
-    {AEGIS_FMT_IP, "1.2.3.4.5", false},
-    {AEGIS_FMT_IP, "01.2.3.4", false},
-    {AEGIS_FMT_IP, "1.2.3.04", false},
-    {AEGIS_FMT_IP, " 1.2.3.4", false},
-    {AEGIS_FMT_IP, "1.2.3.4 ", false},
-    {AEGIS_FMT_IP, "fe80::1%eth0", false},
-    {AEGIS_FMT_IP, "1:2:3:4:5:6:7:8:9", false},
-    {AEGIS_FMT_IP, "1::2::3", false},
-    {AEGIS_FMT_IP, "12345::1", false},
-    {AEGIS_FMT_IP, "localhost", false},
-    {AEGIS_FMT_IP, "[::1]", false},
-    {AEGIS_FMT_IP, "0x7f.0.0.1", false},
-    {AEGIS_FMT_IP, "000000000000000000000000000000000000000000000000000000000000000001", false},
+    {AEGIS_FMT_IP, true, "127.0.0.1"},
+    {AEGIS_FMT_IP, true, "0.0.0.0"},
+    {AEGIS_FMT_IP, true, "255.255.255.255"},
+    {AEGIS_FMT_IP, true, "::1"},
+    {AEGIS_FMT_IP, true, "::"},
+    {AEGIS_FMT_IP, true, "2001:db8::1"},
+    {AEGIS_FMT_IP, true, "2001:DB8:0:0:0:0:0:1"},
+    {AEGIS_FMT_IP, true, "::ffff:192.0.2.1"},
+    {AEGIS_FMT_IP, true, "fe80::1:2:3:4"},
+    {AEGIS_FMT_IP, false, ""},
+    {AEGIS_FMT_IP, false, "256.0.0.1"},
+    {AEGIS_FMT_IP, false, "1.2.3"},
+    {AEGIS_FMT_IP, false, "1.2.3.4.5"},
+    {AEGIS_FMT_IP, false, "01.2.3.4"},
+    {AEGIS_FMT_IP, false, "1.2.3.04"},
+    {AEGIS_FMT_IP, false, " 1.2.3.4"},
+    {AEGIS_FMT_IP, false, "1.2.3.4 "},
+    {AEGIS_FMT_IP, false, "fe80::1%eth0"},
+    {AEGIS_FMT_IP, false, "1:2:3:4:5:6:7:8:9"},
+    {AEGIS_FMT_IP, false, "1::2::3"},
+    {AEGIS_FMT_IP, false, "12345::1"},
+    {AEGIS_FMT_IP, false, "localhost"},
+    {AEGIS_FMT_IP, false, "[::1]"},
+    {AEGIS_FMT_IP, false, "0x7f.0.0.1"},
+    {AEGIS_FMT_IP, false, "000000000000000000000000000000000000000000000000000000000000000001"},
     /* url */
-    {AEGIS_FMT_URL, "http://example.com", true},
-    {AEGIS_FMT_URL, "https://example.com/", true},
-    {AEGIS_FMT_URL, "http://10.0.0.5:8080", true},
-    {AEGIS_FMT_URL, "http://a:1", true},
-    {AEGIS_FMT_URL, "http://a:65535/x", true},
-    {AEGIS_FMT_URL, "https://[::1]:8443/path/to", true},
-    {AEGIS_FMT_URL, "https://acme-v02.api.letsencrypt.org/directory", true},
-    {AEGIS_FMT_URL, "http://a/%20~!$&'()*+,;=:@", true},
-    {AEGIS_FMT_URL, "http://a/caf\xc3\xa9", true},
-    {AEGIS_FMT_URL, "http://...", true},
-    {AEGIS_FMT_URL, "ftp://example.com", false},
-    {AEGIS_FMT_URL, "http://", false},
-    {AEGIS_FMT_URL, "http:///x", false},
-    {AEGIS_FMT_URL, "http://a:0", false},
-    {AEGIS_FMT_URL, "http://a:080", false},
-    {AEGIS_FMT_URL, "http://a:65536", false},
-    {AEGIS_FMT_URL, "http://a:100000", false},
-    {AEGIS_FMT_URL, "http://a:", false},
-    {AEGIS_FMT_URL, "http://a:b", false},
-    {AEGIS_FMT_URL, "http://a/b?c=d", false},
-    {AEGIS_FMT_URL, "http://a/b#frag", false},
-    {AEGIS_FMT_URL, "http://a?b", false},
-    {AEGIS_FMT_URL, "http://a/b c", false},
-    {AEGIS_FMT_URL, "http://a/\x7f", false},
-    {AEGIS_FMT_URL, "http://user@a/", false},
-    {AEGIS_FMT_URL, "http://a_b/", false},
-    {AEGIS_FMT_URL, "http://[::1", false},
-    {AEGIS_FMT_URL, "http://[]/", false},
-    {AEGIS_FMT_URL, "http://[g::1]/", false},
-    {AEGIS_FMT_URL, "HTTP://a", false},
-    {AEGIS_FMT_URL, " http://a", false},
+    {AEGIS_FMT_URL, true, "http://example.com"},
+    {AEGIS_FMT_URL, true, "https://example.com/"},
+    {AEGIS_FMT_URL, true, "http://10.0.0.5:8080"},
+    {AEGIS_FMT_URL, true, "http://a:1"},
+    {AEGIS_FMT_URL, true, "http://a:65535/x"},
+    {AEGIS_FMT_URL, true, "https://[::1]:8443/path/to"},
+    {AEGIS_FMT_URL, true, "https://acme-v02.api.letsencrypt.org/directory"},
+    {AEGIS_FMT_URL, true, "http://a/%20~!$&'()*+,;=:@"},
+    {AEGIS_FMT_URL, true, "http://a/caf\xc3\xa9"},
+    {AEGIS_FMT_URL, true, "http://..."},
+    {AEGIS_FMT_URL, false, "ftp://example.com"},
+    {AEGIS_FMT_URL, false, "http://"},
+    {AEGIS_FMT_URL, false, "http:///x"},
+    {AEGIS_FMT_URL, false, "http://a:0"},
+    {AEGIS_FMT_URL, false, "http://a:080"},
+    {AEGIS_FMT_URL, false, "http://a:65536"},
+    {AEGIS_FMT_URL, false, "http://a:100000"},
+    {AEGIS_FMT_URL, false, "http://a:"},
+    {AEGIS_FMT_URL, false, "http://a:b"},
+    {AEGIS_FMT_URL, false, "http://a/b?c=d"},
+    {AEGIS_FMT_URL, false, "http://a/b#frag"},
+    {AEGIS_FMT_URL, false, "http://a?b"},
+    {AEGIS_FMT_URL, false, "http://a/b c"},
+    {AEGIS_FMT_URL, false, "http://a/\x7f"},
+    {AEGIS_FMT_URL, false, "http://user@a/"},
+    {AEGIS_FMT_URL, false, "http://a_b/"},
+    {AEGIS_FMT_URL, false, "http://[::1"},
+    {AEGIS_FMT_URL, false, "http://[]/"},
+    {AEGIS_FMT_URL, false, "http://[g::1]/"},
+    {AEGIS_FMT_URL, false, "HTTP://a"},
+    {AEGIS_FMT_URL, false, " http://a"},
     /* https-url */
-    {AEGIS_FMT_HTTPS_URL, "https://example.com/dir", true},
-    {AEGIS_FMT_HTTPS_URL, "https://[2001:db8::1]:443", true},
-    {AEGIS_FMT_HTTPS_URL, "http://example.com/dir", false},
-    {AEGIS_FMT_HTTPS_URL, "https:/example.com", false},
+    {AEGIS_FMT_HTTPS_URL, true, "https://example.com/dir"},
+    {AEGIS_FMT_HTTPS_URL, true, "https://[2001:db8::1]:443"},
+    {AEGIS_FMT_HTTPS_URL, false, "http://example.com/dir"},
+    {AEGIS_FMT_HTTPS_URL, false, "https:/example.com"},
     /* uri */
-    {AEGIS_FMT_URI, "mailto:ops@example.com", true},
-    {AEGIS_FMT_URI, "https://example.com/a?b#c", true},
-    {AEGIS_FMT_URI, "urn:ietf:params:acme:error:malformed", true},
-    {AEGIS_FMT_URI, "a+b.c-d:x", true},
-    {AEGIS_FMT_URI, "x::", true},
-    {AEGIS_FMT_URI, "spiffe://trust/ns/caf\xc3\xa9", true},
-    {AEGIS_FMT_URI, "", false},
-    {AEGIS_FMT_URI, "mailto:", false},
-    {AEGIS_FMT_URI, ":x", false},
-    {AEGIS_FMT_URI, "1http:x", false},
-    {AEGIS_FMT_URI, "ht_tp:x", false},
-    {AEGIS_FMT_URI, "nocolon", false},
-    {AEGIS_FMT_URI, "a:b c", false},
-    {AEGIS_FMT_URI, "a:b\t", false},
+    {AEGIS_FMT_URI, true, "mailto:ops@example.com"},
+    {AEGIS_FMT_URI, true, "https://example.com/a?b#c"},
+    {AEGIS_FMT_URI, true, "urn:ietf:params:acme:error:malformed"},
+    {AEGIS_FMT_URI, true, "a+b.c-d:x"},
+    {AEGIS_FMT_URI, true, "x::"},
+    {AEGIS_FMT_URI, true, "spiffe://trust/ns/caf\xc3\xa9"},
+    {AEGIS_FMT_URI, false, ""},
+    {AEGIS_FMT_URI, false, "mailto:"},
+    {AEGIS_FMT_URI, false, ":x"},
+    {AEGIS_FMT_URI, false, "1http:x"},
+    {AEGIS_FMT_URI, false, "ht_tp:x"},
+    {AEGIS_FMT_URI, false, "nocolon"},
+    {AEGIS_FMT_URI, false, "a:b c"},
+    {AEGIS_FMT_URI, false, "a:b\t"},
     /* email */
-    {AEGIS_FMT_EMAIL, "ops@example.com", true},
-    {AEGIS_FMT_EMAIL, "first.last+tag%x_y-z@sub.example-1.org", true},
-    {AEGIS_FMT_EMAIL, "a@b.c", true},
-    {AEGIS_FMT_EMAIL, "a@-.-", true},
-    {AEGIS_FMT_EMAIL, "ops@localhost", false},
-    {AEGIS_FMT_EMAIL, "@example.com", false},
-    {AEGIS_FMT_EMAIL, "ops@", false},
-    {AEGIS_FMT_EMAIL, "ops", false},
-    {AEGIS_FMT_EMAIL, "a@b@c.d", false},
-    {AEGIS_FMT_EMAIL, "a@b..c", false},
-    {AEGIS_FMT_EMAIL, "a@.b.c", false},
-    {AEGIS_FMT_EMAIL, "a@b.c.", false},
-    {AEGIS_FMT_EMAIL, "a b@c.d", false},
-    {AEGIS_FMT_EMAIL, "a@b_c.d", false},
-    {AEGIS_FMT_EMAIL, "\"a\"@b.c", false},
+    {AEGIS_FMT_EMAIL, true, "ops@example.com"},
+    {AEGIS_FMT_EMAIL, true, "first.last+tag%x_y-z@sub.example-1.org"},
+    {AEGIS_FMT_EMAIL, true, "a@b.c"},
+    {AEGIS_FMT_EMAIL, true, "a@-.-"},
+    {AEGIS_FMT_EMAIL, false, "ops@localhost"},
+    {AEGIS_FMT_EMAIL, false, "@example.com"},
+    {AEGIS_FMT_EMAIL, false, "ops@"},
+    {AEGIS_FMT_EMAIL, false, "ops"},
+    {AEGIS_FMT_EMAIL, false, "a@b@c.d"},
+    {AEGIS_FMT_EMAIL, false, "a@b..c"},
+    {AEGIS_FMT_EMAIL, false, "a@.b.c"},
+    {AEGIS_FMT_EMAIL, false, "a@b.c."},
+    {AEGIS_FMT_EMAIL, false, "a b@c.d"},
+    {AEGIS_FMT_EMAIL, false, "a@b_c.d"},
+    {AEGIS_FMT_EMAIL, false, "\"a\"@b.c"},
     /* file-path */
-    {AEGIS_FMT_FILE_PATH, "/etc/aegis/tls.crt", true},
-    {AEGIS_FMT_FILE_PATH, "relative path with spaces", true},
-    {AEGIS_FMT_FILE_PATH, "", false},
+    {AEGIS_FMT_FILE_PATH, true, "/etc/aegis/tls.crt"},
+    {AEGIS_FMT_FILE_PATH, true, "relative path with spaces"},
+    {AEGIS_FMT_FILE_PATH, false, ""},
     /* url-path */
-    {AEGIS_FMT_URL_PATH, "/", true},
-    {AEGIS_FMT_URL_PATH, "/healthz", true},
-    {AEGIS_FMT_URL_PATH, "/a?b=c#d", true},
-    {AEGIS_FMT_URL_PATH, "/caf\xc3\xa9", true},
-    {AEGIS_FMT_URL_PATH, "", false},
-    {AEGIS_FMT_URL_PATH, "healthz", false},
-    {AEGIS_FMT_URL_PATH, "/a b", false},
-    {AEGIS_FMT_URL_PATH, "/a\x7f", false},
-    {AEGIS_FMT_URL_PATH, "/a\n", false},
+    {AEGIS_FMT_URL_PATH, true, "/"},
+    {AEGIS_FMT_URL_PATH, true, "/healthz"},
+    {AEGIS_FMT_URL_PATH, true, "/a?b=c#d"},
+    {AEGIS_FMT_URL_PATH, true, "/caf\xc3\xa9"},
+    {AEGIS_FMT_URL_PATH, false, ""},
+    {AEGIS_FMT_URL_PATH, false, "healthz"},
+    {AEGIS_FMT_URL_PATH, false, "/a b"},
+    {AEGIS_FMT_URL_PATH, false, "/a\x7f"},
+    {AEGIS_FMT_URL_PATH, false, "/a\n"},
     /* date-time */
-    {AEGIS_FMT_DATE_TIME, "2024-01-31T12:00:00Z", true},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31t12:00:00z", true},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31T12:00:00.123456789+05:30", true},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31T12:00:00-00:00", true},
-    {AEGIS_FMT_DATE_TIME, "9999-99-99T99:99:99Z", true}, /* the pattern checks no ranges */
-    {AEGIS_FMT_DATE_TIME, "2024-01-31 12:00:00Z", false},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31T12:00:00", false},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31T12:00Z", false},
-    {AEGIS_FMT_DATE_TIME, "2024-1-31T12:00:00Z", false},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31T12:00:00.Z", false},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31T12:00:00+0530", false},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31T12:00:00+05:30 ", false},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31T12:00:00ZZ", false},
-    {AEGIS_FMT_DATE_TIME, "2024-01-31", false},
-    {AEGIS_FMT_DATE_TIME, "", false},
+    {AEGIS_FMT_DATE_TIME, true, "2024-01-31T12:00:00Z"},
+    {AEGIS_FMT_DATE_TIME, true, "2024-01-31t12:00:00z"},
+    {AEGIS_FMT_DATE_TIME, true, "2024-01-31T12:00:00.123456789+05:30"},
+    {AEGIS_FMT_DATE_TIME, true, "2024-01-31T12:00:00-00:00"},
+    {AEGIS_FMT_DATE_TIME, true, "9999-99-99T99:99:99Z"}, /* the pattern checks no ranges */
+    {AEGIS_FMT_DATE_TIME, false, "2024-01-31 12:00:00Z"},
+    {AEGIS_FMT_DATE_TIME, false, "2024-01-31T12:00:00"},
+    {AEGIS_FMT_DATE_TIME, false, "2024-01-31T12:00Z"},
+    {AEGIS_FMT_DATE_TIME, false, "2024-1-31T12:00:00Z"},
+    {AEGIS_FMT_DATE_TIME, false, "2024-01-31T12:00:00.Z"},
+    {AEGIS_FMT_DATE_TIME, false, "2024-01-31T12:00:00+0530"},
+    {AEGIS_FMT_DATE_TIME, false, "2024-01-31T12:00:00+05:30 "},
+    {AEGIS_FMT_DATE_TIME, false, "2024-01-31T12:00:00ZZ"},
+    {AEGIS_FMT_DATE_TIME, false, "2024-01-31"},
+    {AEGIS_FMT_DATE_TIME, false, ""},
     /* none */
-    {AEGIS_FMT_NONE, "", true},
-    {AEGIS_FMT_NONE, "anything at all", true},
+    {AEGIS_FMT_NONE, true, ""},
+    {AEGIS_FMT_NONE, true, "anything at all"},
 };
 
 #define CERT_BODY                                                                                  \
@@ -288,7 +288,8 @@ static void test_pem(void)
         bool ok = aegis_format_check(AEGIS_FMT_PEM, pem_cases[i].s, strlen(pem_cases[i].s), &why);
         char what[64];
 
-        snprintf(what, sizeof(what), "pem case %zu is %s", i, pem_cases[i].ok ? "valid" : "invalid");
+        snprintf(what, sizeof(what), "pem case %zu is %s", i,
+                 pem_cases[i].ok ? "valid" : "invalid");
         CHECK(ok == pem_cases[i].ok, what);
         if (!ok) {
             CHECK(why != NULL, "an invalid PEM says why");
@@ -306,13 +307,18 @@ static void test_lengths(void)
         const char *prefix, *fill;
         size_t max;
     } lens[] = {
-        {AEGIS_FMT_DNS_SUBDOMAIN, "", "a", 253},   {AEGIS_FMT_DNS_LABEL, "", "a", 63},
-        {AEGIS_FMT_SECRET_KEY, "", "k", 253},      {AEGIS_FMT_URL, "http://a/", "x", 2048},
-        {AEGIS_FMT_HTTPS_URL, "https://a/", "x", 2048}, {AEGIS_FMT_URI, "urn:", "x", 2048},
-        {AEGIS_FMT_EMAIL, "a@b.", "c", 254},       {AEGIS_FMT_URL_PATH, "/", "p", 2048},
+        {AEGIS_FMT_DNS_SUBDOMAIN, "", "a", 253},
+        {AEGIS_FMT_DNS_LABEL, "", "a", 63},
+        {AEGIS_FMT_SECRET_KEY, "", "k", 253},
+        {AEGIS_FMT_URL, "http://a/", "x", 2048},
+        {AEGIS_FMT_HTTPS_URL, "https://a/", "x", 2048},
+        {AEGIS_FMT_URI, "urn:", "x", 2048},
+        {AEGIS_FMT_EMAIL, "a@b.", "c", 254},
+        {AEGIS_FMT_URL_PATH, "/", "p", 2048},
         {AEGIS_FMT_FILE_PATH, "/", "f", 4096},
         /* Code points, not bytes: each "é" is two bytes but one character. */
-        {AEGIS_FMT_URL_PATH, "/", "\xc3\xa9", 2048}, {AEGIS_FMT_FILE_PATH, "", "\xc3\xa9", 4096},
+        {AEGIS_FMT_URL_PATH, "/", "\xc3\xa9", 2048},
+        {AEGIS_FMT_FILE_PATH, "", "\xc3\xa9", 4096},
     };
     static char buf[9000];
     size_t i, k;
@@ -347,7 +353,8 @@ static void test_lengths(void)
     memset(buf, 'a', 64);
     CHECK(aegis_format_check(AEGIS_FMT_DNS_NAME, buf, 63, NULL), "a 63-character label");
     CHECK(!aegis_format_check(AEGIS_FMT_DNS_NAME, buf, 64, NULL), "a 64-character label");
-    memcpy(buf, "*.", 2);
+    buf[0] = '*';
+    buf[1] = '.';
     memset(buf + 2, 'a', 251);
     for (k = 60; k < 253; k += 60)
         buf[k] = '.';
@@ -362,12 +369,13 @@ static void test_lengths(void)
     for (i = 0; i < AEGIS_FMT_COUNT_; i++) {
         char what[96];
 
-        snprintf(what, sizeof(what), "a NUL byte fails %s", aegis_format_name((enum aegis_format)i));
+        snprintf(what, sizeof(what), "a NUL byte fails %s",
+                 aegis_format_name((enum aegis_format)i));
         CHECK(!aegis_format_check((enum aegis_format)i, "/a\0b", 4, NULL), what);
     }
-    CHECK(!aegis_format_check(AEGIS_FMT_PEM,
-                              "-----BEGIN A-----\nQUJD\n-----END A-----\0", 39, NULL),
-          "a NUL byte fails pem");
+    CHECK(
+        !aegis_format_check(AEGIS_FMT_PEM, "-----BEGIN A-----\nQUJD\n-----END A-----\0", 39, NULL),
+        "a NUL byte fails pem");
     CHECK(aegis_format_check(AEGIS_FMT_IP, "1.2.3.4XX", 7, NULL), "ip reads len bytes only");
 }
 
@@ -378,11 +386,12 @@ static void test_pem_blocks(void)
     size_t blen = strlen(block), i;
     const char *why = NULL;
 
+    /* Each copy includes the NUL, which the next copy overwrites. */
     for (i = 0; i < AEGIS_LIMIT_PEM_BLOCKS; i++)
-        memcpy(buf + i * blen, block, blen);
+        memcpy(buf + i * blen, block, blen + 1);
     CHECK(aegis_format_check(AEGIS_FMT_PEM, buf, AEGIS_LIMIT_PEM_BLOCKS * blen, NULL),
           "AEGIS_LIMIT_PEM_BLOCKS blocks are allowed");
-    memcpy(buf + i * blen, block, blen);
+    memcpy(buf + i * blen, block, blen + 1);
     CHECK(!aegis_format_check(AEGIS_FMT_PEM, buf, (AEGIS_LIMIT_PEM_BLOCKS + 1) * blen, &why),
           "one more block is refused");
     CHECK(why != NULL && strstr(why, "16") != NULL, "the hint names the limit");
@@ -521,10 +530,17 @@ static void test_distance(void)
         const char *a, *b;
         size_t cap, want;
     } d[] = {
-        {"", "", 5, 0},          {"abc", "abc", 5, 0},       {"abc", "ABC", 5, 0},
-        {"kitten", "sitting", 5, 3}, {"kitten", "sitting", 2, 3}, {"flaw", "lawn", 5, 2},
-        {"", "abcd", 10, 4},     {"abcd", "", 2, 3},          {"dnsName", "dnsNames", 3, 1},
-        {"issuerref", "issuerRef", 1, 0}, {"abcdefgh", "hgfedcba", 3, 4},
+        {"", "", 5, 0},
+        {"abc", "abc", 5, 0},
+        {"abc", "ABC", 5, 0},
+        {"kitten", "sitting", 5, 3},
+        {"kitten", "sitting", 2, 3},
+        {"flaw", "lawn", 5, 2},
+        {"", "abcd", 10, 4},
+        {"abcd", "", 2, 3},
+        {"dnsName", "dnsNames", 3, 1},
+        {"issuerref", "issuerRef", 1, 0},
+        {"abcdefgh", "hgfedcba", 3, 4},
     };
     size_t i;
 
@@ -538,8 +554,8 @@ static void test_distance(void)
 
 static void test_suggest(void)
 {
-    static const char *const fields[] = {"dnsNames", "ipAddresses", "issuerRef", "duration",
-                                         "renewBefore", "privateKey", "usages", "secretName"};
+    static const char *const fields[] = {"dnsNames",    "ipAddresses", "issuerRef", "duration",
+                                         "renewBefore", "privateKey",  "usages",    "secretName"};
     static const char *const kinds[] = {"Issuer", "Certificate", "Host"};
     static const struct {
         const char *word;
