@@ -13,6 +13,7 @@
 
 int ctl_validate(int argc, char **argv);
 int ctl_get(int argc, char **argv);
+int ctl_store(int argc, char **argv);
 
 /* Loads and checks every path into set; every problem goes to diags, sorted. */
 void ctl_load(struct aegis_resource_set *set, struct aegis_diags *diags, char **paths, int npaths);

@@ -18,6 +18,7 @@ struct command {
 static const struct command commands[] = {
     {"validate", ctl_validate, "check resource files and print every error"},
     {"get", ctl_get, "print the resources of files, with defaults applied"},
+    {"store", ctl_store, "list, show and re-key the encrypted store (never prints keys)"},
 };
 
 static void usage(FILE *out)
