@@ -17,6 +17,13 @@ int ctl_store(int argc, char **argv);
 
 /* Loads and checks every path into set; every problem goes to diags, sorted. */
 void ctl_load(struct aegis_resource_set *set, struct aegis_diags *diags, char **paths, int npaths);
+/*
+ * Parses "[--output FORMAT] [--help] PATH..." for the commands that read resource files.
+ * formats[0] is the default; *format is set to the index of the one chosen and *first to the
+ * first PATH argument. Returns -1 to go on, or the exit status to return (help or usage error).
+ */
+int ctl_parse_paths_args(int argc, char **argv, const char *cmd, const char *const *formats,
+                         size_t nformats, void (*usage)(FILE *out), int *format, int *first);
 /* Prints diagnostics, one per line, in the compiler-style form. */
 void ctl_print_diags(const struct aegis_diags *diags, FILE *out);
 

@@ -4,7 +4,6 @@
  * every default applied (the effective resources the controller will act on). Problems in the
  * input go to stderr and make the exit status 1; the valid resources are still printed.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,44 +127,19 @@ static void get_usage(FILE *out)
 
 int ctl_get(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    static const char *const formats[] = {"table", "json"};
     struct aegis_resource_set set;
     struct aegis_diags diags;
-    bool json = false;
-    int c, status;
+    int format, first, status;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            if (strcmp(optarg, "json") == 0) {
-                json = true;
-            } else if (strcmp(optarg, "table") != 0) {
-                fprintf(stderr, "aegisctl get: --output must be table or json\n");
-                return CTL_EXIT_USAGE;
-            }
-            break;
-        case 'h':
-            get_usage(stdout);
-            return CTL_EXIT_OK;
-        default:
-            get_usage(stderr);
-            return CTL_EXIT_USAGE;
-        }
-    }
-    if (optind >= argc) {
-        get_usage(stderr);
-        return CTL_EXIT_USAGE;
-    }
+    status = ctl_parse_paths_args(argc, argv, "get", formats, 2, get_usage, &format, &first);
+    if (status >= 0)
+        return status;
     resource_set_init(&set);
     aegis_diags_init(&diags);
-    ctl_load(&set, &diags, argv + optind, argc - optind);
+    ctl_load(&set, &diags, argv + first, argc - first);
     ctl_print_diags(&diags, stderr);
-    if (json)
+    if (format == 1)
         print_json(&set);
     else
         print_table(&set);

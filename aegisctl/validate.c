@@ -21,6 +21,48 @@ void ctl_load(struct aegis_resource_set *set, struct aegis_diags *diags, char **
     aegis_diags_sort(diags);
 }
 
+int ctl_parse_paths_args(int argc, char **argv, const char *cmd, const char *const *formats,
+                         size_t nformats, void (*usage)(FILE *out), int *format, int *first)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    *format = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        size_t i = 0;
+
+        switch (c) {
+        case 'o':
+            while (i < nformats && strcmp(optarg, formats[i]) != 0)
+                i++;
+            if (i == nformats) {
+                fprintf(stderr, "aegisctl %s: --output must be %s or %s\n", cmd, formats[0],
+                        formats[nformats - 1]);
+                return CTL_EXIT_USAGE;
+            }
+            *format = (int)i;
+            break;
+        case 'h':
+            usage(stdout);
+            return CTL_EXIT_OK;
+        default:
+            usage(stderr);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    *first = optind;
+    return -1;
+}
+
 void ctl_print_diags(const struct aegis_diags *diags, FILE *out)
 {
     char line[4096];
@@ -86,43 +128,21 @@ static void validate_usage(FILE *out)
 
 int ctl_validate(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    static const char *const formats[] = {"text", "json"};
     struct aegis_resource_set set;
     struct aegis_diags diags;
-    bool json = false;
-    int c, status;
+    bool json;
+    int format, first, status;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            if (strcmp(optarg, "json") == 0) {
-                json = true;
-            } else if (strcmp(optarg, "text") != 0) {
-                fprintf(stderr, "aegisctl validate: --output must be text or json\n");
-                return CTL_EXIT_USAGE;
-            }
-            break;
-        case 'h':
-            validate_usage(stdout);
-            return CTL_EXIT_OK;
-        default:
-            validate_usage(stderr);
-            return CTL_EXIT_USAGE;
-        }
-    }
-    if (optind >= argc) {
-        validate_usage(stderr);
-        return CTL_EXIT_USAGE;
-    }
+    status =
+        ctl_parse_paths_args(argc, argv, "validate", formats, 2, validate_usage, &format, &first);
+    if (status >= 0)
+        return status;
+    json = format == 1;
 
     resource_set_init(&set);
     aegis_diags_init(&diags);
-    ctl_load(&set, &diags, argv + optind, argc - optind);
+    ctl_load(&set, &diags, argv + first, argc - first);
     if (json) {
         print_json(&diags, &set);
     } else {
