@@ -520,7 +520,7 @@ extern const struct api_type api_t_pkcs12_certificate;
 
 /*
  * CSRCertificate: The key and a CSR are made here; the certificate signed by an outside CA is
- * supplied later (aegisctl certificate csr / certificate import, or the certificate field).
+ * supplied later (aegisctl csr get / csr import, or the certificate field).
  */
 struct aegis_csr_certificate {
     struct aegis_mark mark;
