@@ -14,6 +14,9 @@
 int ctl_validate(int argc, char **argv);
 int ctl_get(int argc, char **argv);
 int ctl_store(int argc, char **argv);
+int ctl_ca(int argc, char **argv);
+int ctl_csr(int argc, char **argv);
+int ctl_certificate(int argc, char **argv);
 
 /* Loads and checks every path into set; every problem goes to diags, sorted. */
 void ctl_load(struct aegis_resource_set *set, struct aegis_diags *diags, char **paths, int npaths);

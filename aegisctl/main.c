@@ -18,15 +18,18 @@ struct command {
 static const struct command commands[] = {
     {"validate", ctl_validate, "check resource files and print every error"},
     {"get", ctl_get, "print the resources of files, with defaults applied"},
+    {"ca", ctl_ca, "the local CA: trust bundle, sign a CSR, revocation list"},
     {"store", ctl_store, "list, show and re-key the encrypted store (never prints keys)"},
+    {"csr", ctl_csr, "print a Certificate's CSR, or import the certificate signed for it"},
+    {"certificate", ctl_certificate, "import a custom certificate and key, or a PKCS#12 bundle"},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: aegisctl COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "  %-10s %s\n", "version", "print the version");
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-12s %s\n", "version", "print the version");
     fprintf(out, "\nRun 'aegisctl COMMAND --help' for a command's options.\n");
 }
 

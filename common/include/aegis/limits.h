@@ -39,4 +39,9 @@
 #define AEGIS_LIMIT_STORE_HISTORY 64                               /* history entries per record */
 #define AEGIS_LIMIT_STORE_RECORDS 100000                           /* records listed per store */
 
+/* Custom certificates and PKCS#12 (controller/import.c): key derivation iterations a bundle may
+ * ask for (OpenSSL writes 2048; a huge count would stall the controller). */
+#define AEGIS_LIMIT_PKCS12_ITERATIONS 2000000
+#define AEGIS_LIMIT_PKCS12_PASSWORD_BYTES 1024 /* one PKCS#12 password */
+
 #endif
