@@ -1314,6 +1314,13 @@ int store_fs_find_sealed(const char *state_dir, bool *found, unsigned char id[MA
     return rc;
 }
 
+const char *store_fs_state_dir(const struct store *st)
+{
+    if (st == NULL || st->ops != &fs_ops)
+        return NULL;
+    return ((const struct store_fs *)st)->dir;
+}
+
 int store_open_fs(const char *state_dir, const struct aegis_keyring *ring, struct store **st,
                   struct aegis_err *err)
 {

@@ -6,8 +6,12 @@
  */
 #include "issuer/ca.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/err.h>
@@ -19,6 +23,9 @@
 #include "aegis/limits.h"
 #include "aegis/store.h"
 #include "secret.h"
+
+/* In the state directory; see lock_take. */
+#define CA_LOCK_FILE "ca.lock"
 
 struct ca {
     X509 *signer;           /* signs leaves: the intermediate, or the given CA certificate */
@@ -192,15 +199,66 @@ static bool issued_by(X509 *cert, X509 *issuer)
     return ok;
 }
 
-int ca_local_open(struct store *st, int64_t now, struct ca **out, struct aegis_err *err)
+/*
+ * The local CA's lock, <state>/ca.lock: an exclusive flock held while the CA is checked for and
+ * made, so that two processes opening a fresh state directory at once (the controller and
+ * aegisctl) agree on one root instead of each storing its own, which would leave one of them
+ * signing with a CA that nobody trusts. It is a file of its own, not the store's .lock: every
+ * open store, this process's included, holds that one shared, so an exclusive flock on it would
+ * wait forever. *fd is -1 when the store has no state directory (no other process shares it).
+ */
+static int lock_take(struct store *st, int *fd, struct aegis_err *err)
 {
-    struct ca_pair root = {0}, inter = {0};
-    struct ca *ca = NULL;
+    const char *dir = store_fs_state_dir(st);
+    char *path = NULL;
+    int rc = 0;
+
+    *fd = -1;
+    if (dir == NULL)
+        goto out;
+    path = aegis_asprintf("%s/" CA_LOCK_FILE, dir);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (*fd < 0) {
+        rc = aegis_err_set(err, -errno, path, "cannot open the local CA's lock: %s",
+                           strerror(errno));
+        goto out;
+    }
+    /* Blocking is safe: the holder only makes and stores two certificates, waiting on nothing. */
+    while (flock(*fd, LOCK_EX) != 0) {
+        if (errno == EINTR)
+            continue;
+        rc = aegis_err_set(err, -errno, path, "cannot lock the local CA: %s", strerror(errno));
+        close(*fd);
+        *fd = -1;
+        goto out;
+    }
+out:
+    free(path);
+    return rc;
+}
+
+static void lock_release(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* drops the flock */
+}
+
+/*
+ * Loads the local CA's root and intermediate into root and inter. With make false, returns 1
+ * (loading nothing) when either is missing or due for replacement; with make true (under the
+ * lock), makes and stores what is missing or due.
+ */
+static int local_pairs(struct store *st, int64_t now, bool make, struct ca_pair *root,
+                       struct ca_pair *inter, struct aegis_err *err)
+{
     int64_t nb = 0, na = 0;
     int rc;
 
-    *out = NULL;
-    rc = pair_load(st, CA_ROOT_NAME, &root, err);
+    rc = pair_load(st, CA_ROOT_NAME, root, err);
+    if (rc == -AEGIS_E_NOTFOUND && !make) {
+        rc = 1;
+        goto out;
+    }
     if (rc == -AEGIS_E_NOTFOUND) {
         struct ca_pair orphan = {0};
         /* An intermediate without its root cannot be trusted by anyone; say so, do not guess. */
@@ -213,13 +271,13 @@ int ca_local_open(struct store *st, int64_t now, struct ca **out, struct aegis_e
                                CA_STORE_NAMESPACE, CA_INTERMEDIATE_NAME);
             goto out;
         }
-        rc = ca_make("Root", NULL, 1, now, CA_ROOT_LIFETIME_S, &root, err);
+        rc = ca_make("Root", NULL, 1, now, CA_ROOT_LIFETIME_S, root, err);
         if (rc == 0)
-            rc = pair_store(st, CA_ROOT_NAME, &root, now, err);
+            rc = pair_store(st, CA_ROOT_NAME, root, now, err);
     }
     if (rc < 0)
         goto out;
-    rc = pair_load(st, CA_INTERMEDIATE_NAME, &inter, err);
+    rc = pair_load(st, CA_INTERMEDIATE_NAME, inter, err);
     if (rc < 0 && rc != -AEGIS_E_NOTFOUND)
         goto out;
     /*
@@ -227,15 +285,49 @@ int ca_local_open(struct store *st, int64_t now, struct ca **out, struct aegis_e
      * it nears its end, when it is not valid yet (the clock was set back), or when it is not
      * the root's (the root was replaced).
      */
-    if (rc == -AEGIS_E_NOTFOUND || pki_cert_validity(inter.cert, &nb, &na) < 0 ||
-        na - now < CA_INTERMEDIATE_RENEW_S || nb > now || !issued_by(inter.cert, root.cert)) {
-        pair_dispose(&inter);
-        rc = ca_make("Intermediate", &root, 0, now, CA_INTERMEDIATE_LIFETIME_S, &inter, err);
+    if (rc == -AEGIS_E_NOTFOUND || pki_cert_validity(inter->cert, &nb, &na) < 0 ||
+        na - now < CA_INTERMEDIATE_RENEW_S || nb > now || !issued_by(inter->cert, root->cert)) {
+        pair_dispose(inter);
+        if (!make) {
+            rc = 1;
+            goto out;
+        }
+        rc = ca_make("Intermediate", root, 0, now, CA_INTERMEDIATE_LIFETIME_S, inter, err);
         if (rc == 0)
-            rc = pair_store(st, CA_INTERMEDIATE_NAME, &inter, now, err);
+            rc = pair_store(st, CA_INTERMEDIATE_NAME, inter, now, err);
         if (rc < 0)
             goto out;
     }
+    rc = 0;
+out:
+    if (rc != 0) {
+        pair_dispose(root);
+        pair_dispose(inter);
+    }
+    return rc;
+}
+
+int ca_local_open(struct store *st, int64_t now, struct ca **out, struct aegis_err *err)
+{
+    struct ca_pair root = {0}, inter = {0};
+    struct ca *ca = NULL;
+    int lockfd = -1;
+    int rc;
+
+    *out = NULL;
+    /*
+     * Without the lock first: once the CA exists, opening it only reads. When something must be
+     * made, everything is checked again under the lock, since another process may have made it
+     * in the meantime (or be making it now).
+     */
+    rc = local_pairs(st, now, false, &root, &inter, err);
+    if (rc == 1) {
+        rc = lock_take(st, &lockfd, err);
+        if (rc == 0)
+            rc = local_pairs(st, now, true, &root, &inter, err);
+    }
+    if (rc < 0)
+        goto out;
     ca = aegis_calloc(1, sizeof(*ca));
     ca->chain = sk_X509_new_null();
     if (ca->chain == NULL || sk_X509_push(ca->chain, inter.cert) <= 0) {
@@ -253,6 +345,7 @@ int ca_local_open(struct store *st, int64_t now, struct ca **out, struct aegis_e
     ca = NULL;
     rc = 0;
 out:
+    lock_release(lockfd);
     pair_dispose(&root);
     pair_dispose(&inter);
     ca_free(ca);

@@ -14,36 +14,15 @@
 # holding this script). Ends with "N passed, N failed"; exit status 1 on any failure.
 set -euo pipefail
 
-SRC=${AEGIS_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 AEGISCTL=${AEGISCTL:-$SRC/build/aegisctl}
 PY=/usr/bin/python3
 cd "$SRC"
 if [[ ! -x $AEGISCTL ]]; then
-    echo "Bail out! aegisctl not found at '$AEGISCTL'; set AEGISCTL"
-    echo "0 passed, 1 failed"
-    exit 1
+    bail_out "aegisctl not found at '$AEGISCTL'; set AEGISCTL"
 fi
 AEGISCTL=$(cd "$(dirname "$AEGISCTL")" && pwd)/$(basename "$AEGISCTL")
-
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-
-n=0
-passed=0
-failed=0
-ok() {
-    n=$((n + 1)); passed=$((passed + 1))
-    echo "ok $n - $1"
-}
-notok() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    local l
-    for l in "$@"; do
-        printf '%s\n' "$l" | sed 's/^/#   /'
-    done
-}
 
 # run ARGS...: runs aegisctl with a time limit; sets rc, and leaves stdout/stderr in $TMP/out, err.
 run() {
@@ -294,5 +273,4 @@ else
     notok "an unknown --output format: exit status 2" "exit status $rc" "$(cat "$TMP/err")"
 fi
 
-echo "$passed passed, $failed failed"
-((failed == 0))
+summary

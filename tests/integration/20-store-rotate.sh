@@ -16,46 +16,27 @@
 # "N passed, N failed"; exit status 1 on any failure.
 set -euo pipefail
 
-SRC=${AEGIS_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 BUILD=${AEGIS_BUILD_DIR:-$SRC/build}
 AEGISCTL=${AEGISCTL:-$BUILD/aegisctl}
 PUT=$BUILD/tests/tools/store_put
 for tool in "$AEGISCTL" "$PUT"; do
     if [[ ! -x $tool ]]; then
-        echo "Bail out! $tool not found; set AEGISCTL and AEGIS_BUILD_DIR"
-        echo "0 passed, 1 failed"
-        exit 1
+        bail_out "$tool not found; set AEGISCTL and AEGIS_BUILD_DIR"
     fi
 done
 unset AEGIS_MASTER_KEY AEGIS_NEW_MASTER_KEY AEGIS_STATE_DIR AEGIS_TEST_ROTATE_PAUSE_AFTER
 
-TMP=$(mktemp -d)
 pids=()
-cleanup() {
+kill_pids() {
     local p
     for p in "${pids[@]}"; do
         kill -9 "$p" 2>/dev/null || true
     done
-    rm -rf "$TMP"
 }
-trap cleanup EXIT
+on_exit kill_pids
 
-n=0
-passed=0
-failed=0
-ok() {
-    n=$((n + 1)); passed=$((passed + 1))
-    echo "ok $n - $1"
-}
-notok() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    local l
-    for l in "$@"; do
-        printf '%s\n' "$l" | sed 's/^/#   /'
-    done
-}
 check() { # check NAME COMMAND...
     local name=$1
     shift
@@ -282,6 +263,4 @@ else
     notok "show of a malformed name is a usage error" "$out"
 fi
 
-echo "1..$n"
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish

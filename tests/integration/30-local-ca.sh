@@ -18,45 +18,26 @@
 # N failed"; exit status 1 on any failure.
 set -euo pipefail
 
-SRC=${AEGIS_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 AEGISCTL=${AEGISCTL:-$SRC/build/aegisctl}
 cd "$SRC"
 if [[ ! -x $AEGISCTL ]]; then
-    echo "Bail out! aegisctl not found at '$AEGISCTL'; set AEGISCTL"
-    echo "0 passed, 1 failed"
-    exit 1
+    bail_out "aegisctl not found at '$AEGISCTL'; set AEGISCTL"
 fi
 
-TMP=$(mktemp -d)
 SERVER_PID=
-cleanup() {
+stop_server() {
     if [[ -n $SERVER_PID ]]; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
-    rm -rf "$TMP"
 }
-trap cleanup EXIT
+on_exit stop_server
 
 export AEGIS_MASTER_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 export AEGIS_STATE_DIR=$TMP/state
 
-n=0
-passed=0
-failed=0
-ok() {
-    n=$((n + 1)); passed=$((passed + 1))
-    echo "ok $n - $1"
-}
-notok() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    local l
-    for l in "$@"; do
-        printf '%s\n' "$l" | sed 's/^/#   /'
-    done
-}
 # check NAME CMD...: ok when CMD succeeds; shows its output otherwise.
 check() {
     local name=$1 out
@@ -234,15 +215,12 @@ check "a leaf of the sub-CA verifies up to the local root" \
     openssl verify -CAfile "$TMP/bundle.pem" -untrusted "$TMP/sub.crt" "$TMP/subleaf.crt"
 
 # ---- curl trusts a served leaf with the bundle ------------------------------------------------------
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 openssl s_server -accept "127.0.0.1:$PORT" -cert "$TMP/p256-server.leaf" \
     -cert_chain "$TMP/p256-server.inter" -key "$TMP/p256.key" -www -quiet \
     >"$TMP/s_server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 50); do
-    if (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-    sleep 0.1
-done
+wait_port "$PORT" || true
 check "curl --cacert <(aegisctl ca bundle) trusts the served leaf" \
     curl -sS --max-time 10 --cacert <("$AEGISCTL" ca bundle) \
     --resolve "app.test:$PORT:127.0.0.1" -o /dev/null "https://app.test:$PORT/"
@@ -374,6 +352,4 @@ else
     notok "a wrong master key signs nothing" "status $rc" "$(cat "$TMP/err")"
 fi
 
-echo "1..$n"
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish

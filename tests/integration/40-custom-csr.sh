@@ -20,38 +20,18 @@
 # N failed"; exit status 1 on any failure.
 set -euo pipefail
 
-SRC=${AEGIS_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 AEGISCTL=${AEGISCTL:-$SRC/build/aegisctl}
 cd "$SRC"
 if [[ ! -x $AEGISCTL ]]; then
-    echo "Bail out! aegisctl not found at '$AEGISCTL'; set AEGISCTL"
-    echo "0 passed, 1 failed"
-    exit 1
+    bail_out "aegisctl not found at '$AEGISCTL'; set AEGISCTL"
 fi
 
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 export AEGIS_MASTER_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 export AEGIS_STATE_DIR=$TMP/state
 # Every output of aegisctl, for the final check that no key material was printed.
 ALL_OUT=$TMP/all-output
-
-n=0
-passed=0
-failed=0
-ok() {
-    n=$((n + 1)); passed=$((passed + 1))
-    echo "ok $n - $1"
-}
-notok() {
-    n=$((n + 1)); failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    local l
-    for l in "$@"; do
-        printf '%s\n' "$l" | sed 's/^/#   /'
-    done
-}
 
 # ctl ARGS...: aegisctl with a time limit; stdout in $TMP/out, stderr in $TMP/err, status in rc.
 ctl() {
@@ -325,6 +305,4 @@ else
     notok "no plain-text key in the state directory"
 fi
 
-echo "1..$n"
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish

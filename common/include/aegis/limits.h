@@ -44,4 +44,25 @@
 #define AEGIS_LIMIT_PKCS12_ITERATIONS 2000000
 #define AEGIS_LIMIT_PKCS12_PASSWORD_BYTES 1024 /* one PKCS#12 password */
 
+/* Rendered configuration (common/rconf.c): the document the controller pushes to the dataplane.
+ * 10,000 hosts with an ECDSA chain and key each take about 40 MB of JSON. */
+#define AEGIS_LIMIT_RCONF_BYTES ((size_t)256 * 1024 * 1024) /* one document */
+#define AEGIS_LIMIT_RCONF_HOSTS 50000                       /* hosts per document */
+#define AEGIS_LIMIT_RCONF_HOSTNAMES 100                     /* names per host (Host's maxItems) */
+#define AEGIS_LIMIT_RCONF_UPSTREAMS 64                      /* upstreams per host */
+#define AEGIS_LIMIT_RCONF_CERTIFICATES 50000                /* stored certificates */
+#define AEGIS_LIMIT_RCONF_CHALLENGES 10000                  /* pending ACME HTTP-01 tokens */
+#define AEGIS_LIMIT_RCONF_LISTENERS 16                      /* addresses per listener kind */
+#define AEGIS_LIMIT_RCONF_WORKERS 256                       /* worker threads */
+#define AEGIS_LIMIT_RCONF_TOKEN_BYTES 256                   /* one ACME token */
+#define AEGIS_LIMIT_RCONF_KEYAUTH_BYTES 512                 /* one ACME key authorization */
+#define AEGIS_LIMIT_RCONF_NAME_BYTES 512                    /* a host or certificate name */
+
+/* Directory watching (controller/watch.c): --watch paths, inotify watches and events. */
+#define AEGIS_LIMIT_WATCH_PATHS 64          /* --watch paths per controller */
+#define AEGIS_LIMIT_WATCH_DIRS 10000        /* directories watched below one path */
+#define AEGIS_LIMIT_WATCH_DIRTY_PATHS 4096  /* changed paths kept per path; past it, rescan all */
+#define AEGIS_LIMIT_WATCH_EVENTS_STEP 8192  /* inotify events handled per watch_process call */
+#define AEGIS_LIMIT_WATCH_DEAD_RECORDS 4096 /* dead libinotifytools records before a restart */
+
 #endif

@@ -165,6 +165,11 @@ int store_open_fs(const char *state_dir, const struct aegis_keyring *ring, struc
                   struct aegis_err *err);
 /* Closes and frees; accepts NULL. */
 void store_close(struct store *st);
+/*
+ * The state directory of a store from store_open_fs (borrowed, valid until store_close), for
+ * files kept beside the store such as the local CA's lock; NULL for a store of another backend.
+ */
+const char *store_fs_state_dir(const struct store *st);
 
 /*
  * Writes the record (borrowed): the chain and CSR as given, the key sealed under the current

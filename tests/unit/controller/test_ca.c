@@ -2,10 +2,11 @@
 /*
  * Unit tests for controller/issuer/ca.c (and the issuer registry, the shared
  * helpers, the fake issuer and controller/secret.c): the local CA is made once
- * and reused, its root and intermediate have the promised shape, certificates
- * of every key type verify through the chain it returns, sub-CAs can issue, the
- * intermediate is replaced near its end, given CAs from PEM and from secret
- * files work and fail clearly, and the CRL lists revocations and stays fresh.
+ * and reused (also by processes racing to make it), its root and intermediate
+ * have the promised shape, certificates of every key type verify through the
+ * chain it returns, sub-CAs can issue, the intermediate is replaced near its
+ * end, given CAs from PEM and from secret files work and fail clearly, and the
+ * CRL lists revocations and stays fresh.
  * The store lives in a temporary directory with an in-memory master key; time
  * is injected.
  */
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -44,24 +46,33 @@ static void rm_rf(const char *path)
     free(cmd);
 }
 
-static void open_store(void)
+/* Opens the store in dir with the test master key. */
+static int store_at(const char *dir, struct store **out, struct aegis_err *err)
 {
     struct aegis_keyring ring;
     struct aegis_masterkey mk;
     unsigned char raw[MASTERKEY_BYTES];
-    struct aegis_err err = {0};
-    char *dir = aegis_asprintf("%s/state", tmpdir);
+    int rc;
 
     memset(raw, 0x42, sizeof(raw));
     masterkey_set(&mk, raw);
     masterkey_ring_init(&ring);
-    masterkey_ring_add(&ring, &mk, &err);
+    masterkey_ring_add(&ring, &mk, err);
     ring.origin = MASTERKEY_ORIGIN_MEMORY;
-    CHECK(store_open_fs(dir, &ring, &st, &err) == 0, "store opened");
-    if (st == NULL)
-        printf("#   %s\n", err.msg);
+    rc = store_open_fs(dir, &ring, out, err);
     masterkey_ring_dispose(&ring);
     masterkey_cleanse(&mk);
+    return rc;
+}
+
+static void open_store(void)
+{
+    struct aegis_err err = {0};
+    char *dir = aegis_asprintf("%s/state", tmpdir);
+
+    CHECK(store_at(dir, &st, &err) == 0, "store opened");
+    if (st == NULL)
+        printf("#   %s\n", err.msg);
     free(dir);
 }
 
@@ -741,6 +752,135 @@ static void test_registry_and_fake(void)
     EVP_PKEY_free(mine);
 }
 
+/* ---- processes making the local CA at once ------------------------------------------------- */
+
+#define RACERS 8
+#define RACE_RECORD 256 /* one child's answer: a fingerprint, or an error (cut short) */
+
+/*
+ * One racer: waits for the start (EOF on go), opens its own store in dir, opens the local CA and
+ * writes its root's fingerprint (or "error: ...") as one record to out. Never returns.
+ */
+static void race_child(int go, int out, const char *dir)
+{
+    char rec[RACE_RECORD] = {0};
+    struct aegis_err err = {0};
+    struct store *mine = NULL;
+    struct ca *ca = NULL;
+    char c;
+    int status = 1;
+
+    alarm(120); /* a deadlock shows as a killed child, not a hung test */
+    while (read(go, &c, 1) < 0 && errno == EINTR)
+        ;
+    if (store_at(dir, &mine, &err) == 0 && ca_local_open(mine, NOW, &ca, &err) == 0) {
+        fp(ca_root(ca), rec);
+        status = 0;
+    } else {
+        snprintf(rec, sizeof(rec), "error: %.240s", err.msg);
+    }
+    /* One write of at most PIPE_BUF bytes: the records of the children never interleave. */
+    if (write(out, rec, sizeof(rec)) != (ssize_t)sizeof(rec))
+        status = 1;
+    ca_free(ca);
+    store_close(mine);
+    _exit(status); /* not exit(): the parent's buffered output must not be written twice */
+}
+
+/*
+ * RACERS processes open the local CA of one fresh state directory at the same moment (released
+ * together by closing a pipe): all must end up with the same root, stored once.
+ */
+static void test_local_ca_race(void)
+{
+    struct aegis_err err = {0};
+    char *dir = aegis_asprintf("%s/race", tmpdir);
+    char recs[RACERS][RACE_RECORD];
+    char want[RACE_RECORD] = "";
+    struct store *mine = NULL;
+    struct store_meta meta;
+    struct store_meta *hist = NULL;
+    struct store_id id;
+    struct ca *ca = NULL;
+    int go[2] = {-1, -1}, res[2] = {-1, -1};
+    size_t got = 0, n_hist = 0;
+    int started = 0, clean = 0, same = 0;
+
+    store_meta_init(&meta);
+    if (pipe(go) != 0 || pipe(res) != 0) {
+        CHECK(0, "race: pipes");
+        goto out;
+    }
+    fflush(stdout);
+    for (int i = 0; i < RACERS; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(go[1]);
+            close(res[0]);
+            race_child(go[0], res[1], dir);
+        }
+        if (pid > 0)
+            started++;
+    }
+    close(go[0]);
+    close(res[1]);
+    go[0] = res[1] = -1;
+    close(go[1]); /* every child starts now */
+    go[1] = -1;
+    while (got < sizeof(recs)) {
+        ssize_t r = read(res[0], (char *)recs + got, sizeof(recs) - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    for (int i = 0; i < started; i++) {
+        int status = 0;
+        if (wait(&status) > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            clean++;
+    }
+    CHECK_INT(started, RACERS, "race: every child started");
+    CHECK_INT(clean, RACERS, "race: every child opened the local CA");
+    CHECK_INT(got, sizeof(recs), "race: every child answered");
+    for (size_t i = 0; i < got / RACE_RECORD; i++) {
+        recs[i][RACE_RECORD - 1] = '\0';
+        if (strncmp(recs[i], "error: ", 7) == 0)
+            printf("#   child %zu: %s\n", i, recs[i]);
+        else if (want[0] == '\0')
+            memcpy(want, recs[i], sizeof(want));
+        same += strcmp(recs[i], want) == 0;
+    }
+    CHECK_INT(same, RACERS, "race: every child has the same root");
+    CHECK(store_at(dir, &mine, &err) == 0 && ca_local_open(mine, NOW, &ca, &err) == 0,
+          "race: the CA opens afterwards");
+    if (ca != NULL) {
+        char now_fp[PKI_FINGERPRINT_HEX_SIZE];
+        fp(ca_root(ca), now_fp);
+        CHECK_STR(now_fp, want, "race: the stored root is the one every child got");
+    }
+    /* Stored once: a second root would have been revision 2, the first one moved to history. */
+    CHECK(mine != NULL &&
+              store_id_set(&id, STORE_KIND_CA, CA_STORE_NAMESPACE, CA_ROOT_NAME, &err) == 0 &&
+              store_get_meta(mine, &id, &meta, &err) == 0,
+          "race: root record read");
+    CHECK_INT(meta.revision, 1, "race: the root was written once");
+    CHECK(mine != NULL && store_history_list(mine, &id, &hist, &n_hist, &err) == 0 && n_hist == 0,
+          "race: no replaced root in the history");
+out:
+    for (int i = 0; i < 2; i++) {
+        if (go[i] >= 0)
+            close(go[i]);
+        if (res[i] >= 0)
+            close(res[i]);
+    }
+    store_meta_array_free(hist, n_hist);
+    store_meta_dispose(&meta);
+    ca_free(ca);
+    store_close(mine);
+    free(dir);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -755,6 +895,7 @@ int main(void)
         test_given_ca();
         test_crl();
         test_registry_and_fake();
+        test_local_ca_race();
     }
     store_close(st);
     rm_rf(tmpdir);
