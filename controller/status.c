@@ -692,7 +692,10 @@ static int field_from_json(const struct api_field *f, const json_t *v, void *at,
 
             l.n = i + 1;
             memcpy(at, &l, sizeof(l));
-            snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+            /* A path cut short only shortens a message; the return value is checked so that
+             * gcc sees the truncation is expected. */
+            if (snprintf(sub, sizeof(sub), "%s[%zu]", path, i) < 0)
+                sub[0] = '\0';
             rc = from_json(f->ref, item, (char *)l.v + i * f->ref->size, sub, depth + 1, err);
             if (rc < 0)
                 return rc;
@@ -762,7 +765,8 @@ static int from_json(const struct api_type *type, const json_t *j, void *out, co
         for (i = 0; i < type->n_fields; i++)
             if (strcmp(type->fields[i].name, key) == 0)
                 break;
-        snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] != '\0' ? "." : "", key);
+        if (snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] != '\0' ? "." : "", key) < 0)
+            sub[0] = '\0';
         if (i == type->n_fields)
             return aegis_err_set(err, -AEGIS_E_INVALID, sub, "unknown field of %s", type->name);
         rc = field_from_json(&type->fields[i], v, base + type->fields[i].offset, sub, depth, err);
