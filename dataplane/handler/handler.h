@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The request handlers, one per file in this directory, called by the router (router.c) once it
+ * knows the request's host: the ACME HTTP-01 responder, the HTTPS redirect, HSTS, and the proxy.
+ * A handler function returns 0 when it has answered the request, -1 when the request is not its
+ * own (only dp_acme_http01_handle declines).
+ */
+#ifndef DP_HANDLER_H
+#define DP_HANDLER_H
+
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "aegis/err.h"
+#include "aegis/rconf.h"
+#include "gen.h"
+
+/* acme_http01.c: GET/HEAD /.well-known/acme-challenge/<token> answers the token's key
+ * authorization (RFC 8555 8.3) as text/plain, an unknown token 404; other paths return -1. */
+int dp_acme_http01_handle(const struct rconf *rc, h2o_req_t *req);
+
+/* redirect.c: 301 to https://host[:port]/path?query; host is the request's, already matched to a
+ * configured name, and port is left out when 443. */
+int dp_redirect_handle(h2o_req_t *req, const char *host, size_t host_len, uint16_t port);
+
+/* hsts.c: the header value for h ("max-age=31536000; includeSubDomains; preload"), malloc'd;
+ * {NULL, 0} when the host sends none. */
+h2o_iovec_t dp_hsts_value(const struct rconf_host *h);
+/* hsts.c: adds the vhost's Strict-Transport-Security header to the response of req, whatever
+ * produces it (proxy, error). */
+void dp_hsts_attach(h2o_req_t *req, const struct dp_vhost *v);
+
+/*
+ * proxy.c - THE SEAM FOR THE BALANCING PROXY. For now every host is proxied to its first upstream
+ * with h2o's built-in proxy (h2o_proxy_register_reverse_proxy); the weighted round robin, health
+ * checks, retries and the serverName override replace these two functions.
+ * dp_proxy_register registers v's proxy handler on pathconf (a hidden path that contexts
+ * initialize) and sets v->proxy and v->upstream_ssl.
+ */
+int dp_proxy_register(h2o_pathconf_t *pathconf, struct dp_vhost *v, struct aegis_err *err);
+int dp_proxy_handle(const struct dp_vhost *v, h2o_req_t *req);
+
+#endif

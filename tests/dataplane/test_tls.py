@@ -1,0 +1,483 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+#
+# aegis-dataplane over real TLS with real clients (curl, openssl s_client): certificates made with
+# the openssl CLI (a throwaway CA, leaves for a.test+b.test, *.wild.test and s.test, a self-signed
+# fallback), a rendered configuration written here, the dataplane started on free ports of
+# 127.0.0.1 and ::1, and an upstream served by this script (http.server in a thread) that echoes
+# what it receives. Checked: the certificate chosen by SNI (exact, wildcard, stored, fallback),
+# the per-host minimum version, ALPN, the HTTPS redirect, HSTS, the ACME HTTP-01 responder, 421 on
+# Host/SNI mismatch, client-certificate authentication, session resumption bound to the SNI
+# (TLS 1.2 and 1.3), proxying with X-Forwarded-*, IPv6, a refused configuration, a second
+# dataplane on the same ports, an unknown name without fallback (logged once), and the graceful
+# stop with a request in flight.
+#
+# Environment: AEGIS_DATAPLANE (default: build/aegis-dataplane). Output is TAP-like and ends with
+# "N passed, N failed"; the exit status is 1 on any failure. Every process started here is killed
+# on the way out, whatever happens.
+
+import atexit
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.environ.get("AEGIS_SOURCE_DIR",
+                     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+DATAPLANE = os.environ.get("AEGIS_DATAPLANE", os.path.join(SRC, "build", "aegis-dataplane"))
+TOKEN = "Xy-_token0123"
+KEY_AUTH = TOKEN + ".thumbprint_AbC-09"
+
+procs = []
+workdir = tempfile.mkdtemp(prefix="aegis-dp-tls.")
+counts = {"n": 0, "passed": 0, "failed": 0}
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+atexit.register(cleanup)
+for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(_sig, lambda *_: sys.exit(1))
+
+
+def result(ok, what, notes=()):
+    counts["n"] += 1
+    counts["passed" if ok else "failed"] += 1
+    print(f"{'ok' if ok else 'not ok'} {counts['n']} - {what}")
+    if not ok:
+        for note in notes:
+            for line in str(note).splitlines()[:30]:
+                print(f"#   {line}")
+    sys.stdout.flush()
+    return ok
+
+
+def run(cmd, timeout=15, **kw):
+    return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+
+
+# ---- certificates --------------------------------------------------------------------------------
+
+def path(name):
+    return os.path.join(workdir, name)
+
+
+def openssl(*args):
+    r = run(["openssl", *args])
+    if r.returncode != 0:
+        sys.exit(f"openssl {' '.join(args[:2])} failed: {r.stderr.decode()}")
+
+
+def make_certs():
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2",
+            "-subj", "/CN=Aegis Test CA")
+    for name, cn, sans in (("a", "a.test", "DNS:a.test,DNS:b.test"),
+                           ("wild", "*.wild.test", "DNS:*.wild.test"),
+                           ("stored", "s.test", "DNS:s.test")):
+        openssl("req", *ec, "-keyout", path(name + ".key"), "-out", path(name + ".csr"),
+                "-subj", "/CN=" + cn)
+        with open(path(name + ".ext"), "w") as f:
+            f.write(f"subjectAltName={sans}\nbasicConstraints=CA:FALSE\n"
+                    "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n")
+        openssl("x509", "-req", "-in", path(name + ".csr"), "-CA", path("ca.pem"), "-CAkey",
+                path("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", path(name + ".ext"),
+                "-out", path(name + ".pem"))
+    openssl("req", *ec, "-keyout", path("client.key"), "-out", path("client.csr"),
+            "-subj", "/CN=client.test")
+    with open(path("client.ext"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+                "keyUsage=digitalSignature\n")
+    openssl("x509", "-req", "-in", path("client.csr"), "-CA", path("ca.pem"), "-CAkey",
+            path("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", path("client.ext"),
+            "-out", path("client.pem"))
+    openssl("req", "-x509", *ec, "-keyout", path("fb.key"), "-out", path("fb.pem"), "-days", "2",
+            "-subj", "/CN=Aegis fallback", "-addext", "subjectAltName=DNS:fallback.invalid")
+
+
+def read(name):
+    with open(path(name)) as f:
+        return f.read()
+
+
+# ---- ports and the upstream ----------------------------------------------------------------------
+
+def free_port():
+    """A port free on both 127.0.0.1 and ::1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
+            s4.bind(("127.0.0.1", 0))
+            port = s4.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+                    s6.bind(("::1", port))
+                    return port
+            except OSError:
+                continue
+    sys.exit("no free port")
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path.startswith("/slow"):
+            time.sleep(1.5)
+        body = json.dumps({"path": self.path,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def start_upstream():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
+# ---- the dataplane -------------------------------------------------------------------------------
+
+def config(http_port, https_port, upstream, fallback=True):
+    up = [{"url": f"http://127.0.0.1:{upstream}"}]
+    a_tls = {"certificatePEM": read("a.pem"), "privateKeyPEM": read("a.key")}
+    cfg = {
+        "version": 1, "generation": 42,
+        "listeners": {"http": [f"127.0.0.1:{http_port}", f"[::1]:{http_port}"],
+                      "https": [f"127.0.0.1:{https_port}", f"[::1]:{https_port}"]},
+        "hosts": [
+            {"name": "default/a", "hostnames": ["a.test"], "tls": a_tls,
+             "hsts": {"maxAge": 600, "includeSubdomains": True}, "upstreams": up},
+            {"name": "default/b", "hostnames": ["b.test"], "tls": dict(a_tls), "upstreams": up},
+            {"name": "default/wild", "hostnames": ["*.wild.test"],
+             "tls": {"certificatePEM": read("wild.pem"), "privateKeyPEM": read("wild.key"),
+                     "minVersion": "1.3"},
+             "upstreams": up},
+            {"name": "default/s", "hostnames": ["s.test"], "tls": {}, "upstreams": up},
+            {"name": "default/c", "hostnames": ["c.test"], "tls": {}, "upstreams": up},
+            {"name": "default/plain", "hostnames": ["plain.test"], "upstreams": up},
+            {"name": "default/mtls", "hostnames": ["m.test"],
+             "tls": {"clientAuth": {"mode": "require", "caPEM": read("ca.pem")}},
+             "upstreams": up},
+        ],
+        "certificates": [{"name": "default/stored", "certificatePEM": read("stored.pem"),
+                          "privateKeyPEM": read("stored.key")}],
+        "acmeChallenges": [{"token": TOKEN, "keyAuthorization": KEY_AUTH}],
+    }
+    if fallback:
+        cfg["fallback"] = {"certificatePEM": read("fb.pem"), "privateKeyPEM": read("fb.key")}
+    return cfg
+
+
+def sanitizer_env():
+    """libh2o has no frame pointers: ASan's fast unwinder stops in it, and the h2o suppressions
+    of tests/lsan.supp name frames it would not see. The slow unwinder is only slower."""
+    env = dict(os.environ)
+    if env.get("ASAN_OPTIONS"):
+        env["ASAN_OPTIONS"] += ":fast_unwind_on_malloc=0"
+    return env
+
+
+def start_dataplane(cfg, name, ports):
+    cfg_path = path(name + ".json")
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    err = open(path(name + ".log"), "w+")
+    p = subprocess.Popen([DATAPLANE, "--config", cfg_path, "--workers", "2"],
+                         stdout=subprocess.DEVNULL, stderr=err, env=sanitizer_env())
+    procs.append(p)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        if p.poll() is not None:
+            break
+        try:
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return p, err
+        except OSError:
+            time.sleep(0.05)
+    err.seek(0)
+    sys.exit(f"{name}: the dataplane did not start:\n{err.read()}")
+
+
+def stop(p, err):
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = None
+    err.seek(0)
+    return rc, err.read()
+
+
+# ---- clients -------------------------------------------------------------------------------------
+
+def curl(url, *args, resolve=None):
+    cmd = ["curl", "-sS", "--max-time", "10", "--cacert", path("ca.pem"), "-D", "-",
+           "-o", path("body"), "-w", "\n%{http_code} %{http_version}", *args]
+    for host, port, addr in resolve or []:
+        cmd += ["--resolve", f"{host}:{port}:{addr}"]
+    r = run(cmd + [url])
+    out = r.stdout.decode(errors="replace")
+    status = out.rsplit("\n", 1)[-1].split() if r.returncode == 0 else ["000", "0"]
+    headers = {}
+    for line in out.split("\n"):
+        if ":" in line and not line.startswith("HTTP/"):
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    try:
+        body = open(path("body"), "rb").read().decode(errors="replace")
+    except OSError:
+        body = ""
+    return int(status[0]), status[1], headers, body, r.stderr.decode(errors="replace")
+
+
+def s_client(port, servername=None, *args, addr="127.0.0.1", wait=0.0):
+    cmd = ["openssl", "s_client", "-connect", f"{addr}:{port}", "-CAfile", path("ca.pem")]
+    if servername:
+        cmd += ["-servername", servername]
+    p = subprocess.Popen(cmd + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    # TLS 1.3 tickets arrive after the handshake: keep the connection open a moment for them.
+    time.sleep(wait)
+    out, err = p.communicate(b"", timeout=15)
+    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def served_cert(port, servername, *args):
+    rc, out, err = s_client(port, servername, *args)
+    m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", out, re.S)
+    if not m:
+        return None, out + err
+    r = run(["openssl", "x509", "-noout", "-subject", "-ext", "subjectAltName"],
+            input=m.group(0).encode())
+    return r.stdout.decode(), out
+
+
+def session(port, servername, version, sess_out=None, sess_in=None):
+    args = [version]
+    if sess_out:
+        args += ["-sess_out", sess_out]
+    if sess_in:
+        args += ["-sess_in", sess_in]
+    rc, out, err = s_client(port, servername, *args, wait=0.4 if sess_out else 0.0)
+    m = re.search(r"^(New|Reused),", out, re.M)
+    return m.group(1) if m else "failed", out + err
+
+
+# ---- the checks ----------------------------------------------------------------------------------
+
+def check_certificates(hs):
+    for sni, want, what in (("a.test", "CN = a.test", "exact SNI serves the host's certificate"),
+                            ("x.wild.test", "CN = *.wild.test", "wildcard SNI"),
+                            ("s.test", "CN = s.test", "stored certificate matched by SAN"),
+                            ("c.test", "CN = Aegis fallback", "host without a certificate: fallback"),
+                            ("nobody.test", "CN = Aegis fallback", "unknown SNI: fallback")):
+        text, raw = served_cert(hs, sni)
+        result(text is not None and want in text, f"{what} ({sni})", [text or raw])
+    text, raw = served_cert(hs, None)
+    result(text is not None and "Aegis fallback" in text, "no SNI: fallback", [text or raw])
+    text, raw = served_cert(hs, "a.test")
+    result(text is not None and "DNS:a.test" in text, "SAN of the served certificate", [text])
+
+
+def check_versions(hs):
+    rc, out, err = s_client(hs, "x.wild.test", "-tls1_2")
+    result(rc != 0 and "Cipher is (NONE)" in out, "1.3-only host refuses a TLS 1.2 client",
+           [out, err])
+    rc, out, err = s_client(hs, "x.wild.test", "-tls1_3")
+    result(rc == 0 and "TLSv1.3" in out, "1.3-only host accepts TLS 1.3", [out, err])
+    rc, out, err = s_client(hs, "a.test", "-tls1_2")
+    result(rc == 0 and "TLSv1.2" in out, "default host accepts TLS 1.2", [out, err])
+    rc, out, err = s_client(hs, "a.test", "-tls1_1")
+    result(rc != 0, "TLS 1.1 is refused", [out])
+    rc, out, err = s_client(hs, "a.test", "-alpn", "h2,http/1.1")
+    result("ALPN protocol: h2" in out, "ALPN negotiates h2", [out])
+    rc, out, err = s_client(hs, "a.test", "-alpn", "http/1.1")
+    result("ALPN protocol: http/1.1" in out, "ALPN http/1.1", [out])
+
+
+def check_http(hp, hs):
+    res = [("a.test", hs, "127.0.0.1"), ("a.test", hp, "127.0.0.1"),
+           ("b.test", hs, "127.0.0.1"), ("x.wild.test", hs, "127.0.0.1"),
+           ("plain.test", hp, "127.0.0.1")]
+    for flag, want in (("--http2", "2"), ("--http1.1", "1.1")):
+        st, ver, hdr, body, err = curl(f"https://a.test:{hs}/hello?q=1", flag, resolve=res)
+        echo = json.loads(body) if st == 200 else {}
+        result(st == 200 and ver == want and echo.get("path") == "/hello?q=1",
+               f"proxied to the upstream over HTTP/{want}", [st, ver, body, err])
+        h = echo.get("headers", {})
+        result(h.get("x-forwarded-proto") == "https" and "127.0.0.1" in
+               h.get("x-forwarded-for", ""), f"X-Forwarded-For and -Proto (HTTP/{want})", [h])
+        result(hdr.get("strict-transport-security") == "max-age=600; includeSubDomains",
+               f"HSTS header (HTTP/{want})", [hdr])
+
+    st, ver, hdr, body, err = curl(f"http://a.test:{hp}/p/a%20th?x=1&y=two", resolve=res)
+    result(st == 301 and hdr.get("location") == f"https://a.test:{hs}/p/a%20th?x=1&y=two",
+           "forceHTTPS: 301 keeps path and query", [st, hdr, err])
+    result("strict-transport-security" not in hdr, "no HSTS over plain HTTP", [hdr])
+    st, ver, hdr, body, err = curl(f"http://a.test:{hp}/.well-known/acme-challenge/{TOKEN}",
+                                   resolve=res)
+    result(st == 200 and body == KEY_AUTH and hdr.get("content-type", "").startswith("text/plain"),
+           "HTTP-01 token answered, not redirected", [st, hdr, body])
+    st, *_ = curl(f"http://unknown.test:{hp}/.well-known/acme-challenge/{TOKEN}",
+                  resolve=[("unknown.test", hp, "127.0.0.1")])
+    result(st == 200, "HTTP-01 answered for a name without a host", [st])
+    st, ver, hdr, body, err = curl(f"http://a.test:{hp}/.well-known/acme-challenge/nope",
+                                   resolve=res)
+    result(st == 404, "unknown HTTP-01 token: 404", [st, body])
+    st, ver, hdr, body, err = curl(f"http://plain.test:{hp}/x", resolve=res)
+    result(st == 200 and json.loads(body)["headers"].get("x-forwarded-proto") == "http",
+           "host without TLS is proxied over HTTP", [st, body])
+    st, *_ = curl(f"http://nowhere.test:{hp}/", resolve=[("nowhere.test", hp, "127.0.0.1")])
+    result(st == 404, "unknown Host: 404", [st])
+
+    for flag in ("--http2", "--http1.1"):
+        st, ver, hdr, body, err = curl(f"https://x.wild.test:{hs}/", flag, "-H", "Host: a.test",
+                                       resolve=res)
+        result(st == 421, f"Host differs from SNI: 421 ({flag})", [st, ver, body, err])
+    st, ver, hdr, body, err = curl(f"https://a.test:{hs}/", "-H", "Host: b.test", resolve=res)
+    result(st == 200, "hosts sharing the certificate and policy: no 421", [st, body, err])
+    st, ver, hdr, body, err = curl(f"https://c.test:{hs}/", "-k", "-H", "Host: x.wild.test",
+                                   resolve=[("c.test", hs, "127.0.0.1")])
+    result(st == 421, "fallback connection, Host of a host with its own certificate: 421",
+           [st, body])
+
+    st, ver, hdr, body, err = curl(f"https://a.test:{hs}/v6", resolve=[("a.test", hs, "::1")])
+    result(st == 200, "HTTPS over IPv6", [st, err])
+    st, ver, hdr, body, err = curl(f"http://plain.test:{hp}/v6",
+                                   resolve=[("plain.test", hp, "::1")])
+    result(st == 200, "HTTP over IPv6", [st, err])
+
+
+def check_client_auth(hs):
+    res = [("m.test", hs, "127.0.0.1")]
+    st, ver, hdr, body, err = curl(f"https://m.test:{hs}/", "-k", resolve=res)
+    result(st == 0, "client auth required: refused without a certificate", [st, err])
+    st, ver, hdr, body, err = curl(f"https://m.test:{hs}/", "-k", "--cert", path("client.pem"),
+                                   "--key", path("client.key"), resolve=res)
+    result(st == 200, "client auth required: served with a certificate", [st, err])
+    st, ver, hdr, body, err = curl(f"https://c.test:{hs}/", "-k", "-H", "Host: m.test",
+                                   resolve=[("c.test", hs, "127.0.0.1")])
+    result(st == 421, "same fallback certificate, different client-auth policy: 421", [st, body])
+
+
+def check_resumption(hs):
+    for version in ("-tls1_2", "-tls1_3"):
+        sess = path("sess" + version)
+        first, out1 = session(hs, "a.test", version, sess_out=sess)
+        again, out2 = session(hs, "a.test", version, sess_in=sess)
+        other, out3 = session(hs, "c.test", version, sess_in=sess)
+        result(first == "New" and again == "Reused",
+               f"session resumed for the same SNI ({version})", [first, again, out2])
+        result(other == "New", f"session not resumed under another SNI ({version})", [other, out3])
+        shared, out4 = session(hs, "b.test", version, sess_in=sess)
+        result(shared == "New", f"not even for a host with the same certificate ({version})",
+               [shared, out4])
+
+
+def check_bad_config():
+    bad = {"version": 1, "generation": 1,
+           "listeners": {"https": ["127.0.0.1:1"]},
+           "hosts": [{"name": "x", "hostnames": ["a.test"], "upstreams": [{"url": "nope"}],
+                      "tls": {"certificatePEM": read("a.pem"), "privateKeyPEM": read("fb.key")}},
+                     {"name": "y", "hostnames": ["a.test"], "upstreams": [{"url": "http://u"}]}]}
+    with open(path("bad.json"), "w") as f:
+        json.dump(bad, f)
+    r = run([DATAPLANE, "--config", path("bad.json")])
+    err = r.stderr.decode()
+    result(r.returncode == 1, "bad configuration: exit status 1", [r.returncode, err])
+    for want in ("hosts[0].upstreams[0].url:", "hosts[0].tls.privateKeyPEM:",
+                 "hosts[1].hostnames[0]:", "3 error(s); configuration refused"):
+        result(want in err, f"bad configuration: error list names {want}", [err])
+    r = run([DATAPLANE, "--config", path("missing.json")])
+    result(r.returncode == 1, "missing configuration file: exit status 1", [r.stderr])
+
+
+def check_no_fallback(upstream):
+    hp, hs = free_port(), free_port()
+    p, err = start_dataplane(config(hp, hs, upstream, fallback=False), "nofb", [hp, hs])
+    outs = [s_client(hs, "nobody.test") for _ in range(3)]
+    result(all(rc != 0 and "Cipher is (NONE)" in out for rc, out, _ in outs),
+           "unknown SNI without fallback: handshake fails", [outs[0][1]])
+    rc, out, _ = s_client(hs, "a.test")
+    result(rc == 0, "known SNI still served", [out])
+    r = run([DATAPLANE, "--config", path("nofb.json")], env=sanitizer_env())
+    result(r.returncode == 1 and b"another dataplane" in r.stderr,
+           "a second dataplane on the same addresses is refused", [r.returncode, r.stderr])
+    rc, log = stop(p, err)
+    result(log.count('no certificate for server name "nobody.test"') == 1,
+           "unknown name logged once, not per connection", [log])
+    result(rc == 0, "second instance stops with status 0", [rc, log])
+
+
+def check_graceful_stop(p, err, hs):
+    box = {}
+
+    def slow():
+        box["r"] = curl(f"https://a.test:{hs}/slow", resolve=[("a.test", hs, "127.0.0.1")])
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    try:
+        socket.create_connection(("127.0.0.1", hs), timeout=1).close()
+        refused = False
+    except OSError:
+        refused = True
+    t.join(timeout=15)
+    rc, log = stop(p, err)
+    st = box.get("r", (0,))[0]
+    result(refused, "after SIGTERM no new connection is accepted")
+    result(st == 200, "the request in flight at SIGTERM completes", [box.get("r"), log])
+    result(rc == 0, "graceful stop: exit status 0", [rc, log])
+    result("ERROR: AddressSanitizer" not in log and "LeakSanitizer" not in log and
+           "runtime error" not in log, "no sanitizer report", [log])
+
+
+def main():
+    started = time.time()
+    if not os.access(DATAPLANE, os.X_OK):
+        sys.exit(f"{DATAPLANE} is not built")
+    make_certs()
+    upstream = start_upstream()
+    hp, hs = free_port(), free_port()
+    p, err = start_dataplane(config(hp, hs, upstream), "main", [hp, hs])
+    check_certificates(hs)
+    check_versions(hs)
+    check_http(hp, hs)
+    check_client_auth(hs)
+    check_resumption(hs)
+    check_bad_config()
+    check_no_fallback(upstream)
+    check_graceful_stop(p, err, hs)
+    print(f"# {time.time() - started:.1f} s")
+    print(f"{counts['passed']} passed, {counts['failed']} failed")
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
