@@ -135,26 +135,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 static void print_err(const char *cmd, int rc, const struct aegis_err *err)
 {
-    fprintf(stderr, "aegisctl ca %s: %s\n", cmd,
-            err->msg[0] != '\0' ? err->msg : aegis_strerror(rc));
+    char what[32];
+
+    snprintf(what, sizeof(what), "ca %s", cmd);
+    ctl_print_err(what, rc, err);
 }
 
 /* Opens the store with the master key, making the key on first use as the daemons do. */
 static int open_store(const struct opts *o, struct store **st, struct aegis_err *err)
 {
-    struct aegis_keyring ring;
-    struct masterkey_source src = {0};
-    int rc;
-
-    masterkey_ring_init(&ring);
-    src.state_dir = o->state_dir;
-    src.key_file = o->key_file;
-    src.create = true;
-    rc = masterkey_ring_load(&ring, &src, err);
-    if (rc == 0)
-        rc = store_open_fs(o->state_dir, &ring, st, err);
-    masterkey_ring_dispose(&ring);
-    return rc;
+    return ctl_open_store(o->state_dir, o->key_file, true, st, err);
 }
 
 /* Writes len bytes to -o FILE or stdout. */

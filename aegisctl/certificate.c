@@ -122,11 +122,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 static void print_err(int rc, const struct aegis_err *err)
 {
-    if (err->msg[0] != '\0')
-        fprintf(stderr, "aegisctl certificate import: %s%s%s\n", err->where,
-                err->where[0] ? ": " : "", err->msg);
-    else
-        fprintf(stderr, "aegisctl certificate import: %s\n", aegis_strerror(rc));
+    ctl_print_err("certificate import", rc, err);
 }
 
 /*

@@ -105,28 +105,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 static void print_err(const char *what, int rc, const struct aegis_err *err)
 {
-    if (err->msg[0] != '\0')
-        fprintf(stderr, "aegisctl csr %s: %s%s%s\n", what, err->where, err->where[0] ? ": " : "",
-                err->msg);
-    else
-        fprintf(stderr, "aegisctl csr %s: %s\n", what, aegis_strerror(rc));
-}
+    char cmd[32];
 
-/* Opens the store under state_dir with the master key (made on first use when
- * create). */
-static int open_store(const struct opts *o, bool create, struct aegis_keyring *ring,
-                      struct store **st, struct aegis_err *err)
-{
-    struct masterkey_source src = {0};
-    int rc;
-
-    src.state_dir = o->state_dir;
-    src.key_file = o->key_file;
-    src.create = create;
-    rc = masterkey_ring_load(ring, &src, err);
-    if (rc == 0)
-        rc = store_open_fs(o->state_dir, ring, st, err);
-    return rc;
+    snprintf(cmd, sizeof(cmd), "csr %s", what);
+    ctl_print_err(cmd, rc, err);
 }
 
 static int cmd_get(int argc, char **argv)
@@ -134,7 +116,6 @@ static int cmd_get(int argc, char **argv)
     struct aegis_err err = {0};
     struct aegis_resource_set set;
     struct aegis_diags diags;
-    struct aegis_keyring ring;
     struct csrflow_request req;
     const struct aegis_resource *r;
     struct store *st = NULL;
@@ -150,7 +131,6 @@ static int cmd_get(int argc, char **argv)
     }
     resource_set_init(&set);
     aegis_diags_init(&diags);
-    masterkey_ring_init(&ring);
     ctl_load(&set, &diags, argv + first + 1, argc - first - 1);
     r = resource_set_find(&set, AEGIS_KIND_CERTIFICATE, o.ns, argv[first]);
     if (r == NULL) {
@@ -169,7 +149,7 @@ static int cmd_get(int argc, char **argv)
                 o.ns, argv[first], r->file);
         goto out;
     }
-    rc = open_store(&o, true, &ring, &st, &err);
+    rc = ctl_open_store(o.state_dir, o.key_file, true, &st, &err);
     if (rc == 0) {
         memset(&req, 0, sizeof(req));
         req.ns = o.ns;
@@ -192,7 +172,6 @@ static int cmd_get(int argc, char **argv)
 out:
     free(pem);
     store_close(st);
-    masterkey_ring_dispose(&ring);
     aegis_diags_dispose(&diags);
     resource_set_dispose(&set);
     return status;
@@ -201,7 +180,6 @@ out:
 static int cmd_import(int argc, char **argv)
 {
     struct aegis_err err = {0};
-    struct aegis_keyring ring;
     struct csrflow_request req;
     struct import_result res;
     struct store *st = NULL;
@@ -216,12 +194,11 @@ static int cmd_import(int argc, char **argv)
             usage(stderr);
         return CTL_EXIT_USAGE;
     }
-    masterkey_ring_init(&ring);
     import_result_init(&res);
     snprintf(field, sizeof(field), "--cert %s", o.cert_file);
     rc = secret_read_file(o.cert_file, "--cert", &pem, &len, &err);
     if (rc == 0)
-        rc = open_store(&o, false, &ring, &st, &err);
+        rc = ctl_open_store(o.state_dir, o.key_file, false, &st, &err);
     if (rc == 0) {
         memset(&req, 0, sizeof(req));
         req.ns = o.ns;
@@ -252,7 +229,6 @@ out:
     pki_secret_free(pem, len);
     import_result_dispose(&res);
     store_close(st);
-    masterkey_ring_dispose(&ring);
     return status;
 }
 

@@ -3,6 +3,9 @@
 #ifndef AEGISCTL_CTL_H
 #define AEGISCTL_CTL_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 #include "aegis/diag.h"
 #include "aegis/resource.h"
 
@@ -27,6 +30,17 @@ void ctl_load(struct aegis_resource_set *set, struct aegis_diags *diags, char **
  */
 int ctl_parse_paths_args(int argc, char **argv, const char *cmd, const char *const *formats,
                          size_t nformats, void (*usage)(FILE *out), int *format, int *first);
+struct aegis_err;
+struct store;
+
+/* Prints "aegisctl CMD: where: message" (or the code's text) to stderr. */
+void ctl_print_err(const char *cmd, int rc, const struct aegis_err *err);
+/*
+ * Opens the store under state_dir with the master key from key_file, $AEGIS_MASTER_KEY or the
+ * state directory (made there on first use when create).
+ */
+int ctl_open_store(const char *state_dir, const char *key_file, bool create, struct store **st,
+                   struct aegis_err *err);
 /* Prints diagnostics, one per line, in the compiler-style form. */
 void ctl_print_diags(const struct aegis_diags *diags, FILE *out);
 

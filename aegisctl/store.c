@@ -104,11 +104,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 static void print_err(const char *what, int rc, const struct aegis_err *err)
 {
-    if (err->msg[0] != '\0')
-        fprintf(stderr, "aegisctl store %s: %s%s%s\n", what, err->where, err->where[0] ? ": " : "",
-                err->msg);
-    else
-        fprintf(stderr, "aegisctl store %s: %s\n", what, aegis_strerror(rc));
+    char cmd[32];
+
+    snprintf(cmd, sizeof(cmd), "store %s", what);
+    ctl_print_err(cmd, rc, err);
 }
 
 static void fmt_time(int64_t t, char *buf, size_t size)
