@@ -28,8 +28,7 @@
 #define CTL_CA_DEFAULT_DURATION "2160h"
 
 struct opts {
-    const char *state_dir;
-    const char *key_file;
+    struct ctl_store_opts store; /* --state-dir, --master-key-file */
     const char *out_file;
     const char *csr_file;
     const char *duration;
@@ -74,8 +73,7 @@ static void usage(FILE *out)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
-        {"state-dir", required_argument, NULL, 'd'},
-        {"master-key-file", required_argument, NULL, 'k'},
+        CTL_STORE_LONGOPTS,
         {"output", required_argument, NULL, 'o'},
         {"csr", required_argument, NULL, 'c'},
         {"duration", required_argument, NULL, 't'},
@@ -89,17 +87,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     int c;
 
     memset(o, 0, sizeof(*o));
-    o->state_dir = store_state_dir_default();
+    ctl_store_opts_init(&o->store);
     o->duration = CTL_CA_DEFAULT_DURATION;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:k:o:h", longopts, NULL)) != -1) {
+        if (ctl_store_opt(&o->store, c, optarg))
+            continue;
         switch (c) {
-        case 'd':
-            o->state_dir = optarg;
-            break;
-        case 'k':
-            o->key_file = optarg;
-            break;
         case 'o':
             o->out_file = optarg;
             break;
@@ -141,12 +135,6 @@ static void print_err(const char *cmd, int rc, const struct aegis_err *err)
     ctl_print_err(what, rc, err);
 }
 
-/* Opens the store with the master key, making the key on first use as the daemons do. */
-static int open_store(const struct opts *o, struct store **st, struct aegis_err *err)
-{
-    return ctl_open_store(o->state_dir, o->key_file, true, st, err);
-}
-
 /* Writes len bytes to -o FILE or stdout. */
 static int emit(const struct opts *o, const void *data, size_t len, struct aegis_err *err)
 {
@@ -183,7 +171,7 @@ static int cmd_bundle(int argc, char **argv)
         usage(stderr);
         return CTL_EXIT_USAGE;
     }
-    rc = open_store(&o, &st, &err);
+    rc = ctl_open_store(&o.store, true, &st, &err);
     if (rc == 0)
         rc = ca_local_open(st, (int64_t)time(NULL), &ca, &err);
     if (rc == 0)
@@ -297,7 +285,7 @@ static int cmd_sign(int argc, char **argv)
         req.usages = PKI_USAGE(DIGITAL_SIGNATURE) | PKI_USAGE(CERT_SIGN) | PKI_USAGE(CRL_SIGN);
     req.not_before = now - ISSUER_BACKDATE_S;
     req.not_after = now + duration_ms / 1000;
-    rc = open_store(&o, &st, &err);
+    rc = ctl_open_store(&o.store, true, &st, &err);
     if (rc == 0)
         rc = ca_local_open(st, now, &ca, &err);
     if (rc == 0)
@@ -335,7 +323,7 @@ static int cmd_crl(int argc, char **argv)
         usage(stderr);
         return CTL_EXIT_USAGE;
     }
-    rc = open_store(&o, &st, &err);
+    rc = ctl_open_store(&o.store, true, &st, &err);
     if (rc == 0)
         rc = ca_crl(st, (int64_t)time(NULL), &crl, &err);
     if (rc == 0 && o.der) {
@@ -385,7 +373,7 @@ static int cmd_revoke(int argc, char **argv)
         print_err("revoke", rc, &err);
         return CTL_EXIT_USAGE;
     }
-    rc = open_store(&o, &st, &err);
+    rc = ctl_open_store(&o.store, true, &st, &err);
     if (rc == 0)
         rc = ca_revoke(st, serial, reason, (int64_t)time(NULL), &err);
     if (rc < 0)

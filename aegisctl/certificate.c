@@ -27,8 +27,7 @@
 
 struct opts {
     const char *ns;
-    const char *state_dir;
-    const char *key_file; /* the master key */
+    struct ctl_store_opts store; /* --state-dir, --master-key-file */
     const char *cert;
     const char *key;
     const char *pkcs12;
@@ -63,10 +62,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
         {"namespace", required_argument, NULL, 'n'},
-        {"state-dir", required_argument, NULL, 'd'},
-        {"master-key-file", required_argument, NULL, 'm'},
+        CTL_STORE_LONGOPTS,
         {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},
+        {"key", required_argument, NULL, 'K'},
         {"pkcs12", required_argument, NULL, 'p'},
         {"password-file", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
@@ -76,23 +74,19 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
     memset(o, 0, sizeof(*o));
     o->ns = "default";
-    o->state_dir = store_state_dir_default();
+    ctl_store_opts_init(&o->store);
     optind = 1;
     while ((c = getopt_long(argc, argv, "n:d:h", longopts, NULL)) != -1) {
+        if (ctl_store_opt(&o->store, c, optarg))
+            continue;
         switch (c) {
         case 'n':
             o->ns = optarg;
             break;
-        case 'd':
-            o->state_dir = optarg;
-            break;
-        case 'm':
-            o->key_file = optarg;
-            break;
         case 'c':
             o->cert = optarg;
             break;
-        case 'k':
+        case 'K':
             o->key = optarg;
             break;
         case 'p':
@@ -247,13 +241,13 @@ static int cmd_import(int argc, char **argv)
     }
     rc = check_inputs(&o, &chk, &res, &err);
     if (rc == 0) {
-        src.state_dir = o.state_dir;
-        src.key_file = o.key_file;
+        src.state_dir = o.store.state_dir;
+        src.key_file = o.store.key_file;
         src.create = true;
         rc = masterkey_ring_load(&ring, &src, &err);
     }
     if (rc == 0)
-        rc = store_open_fs(o.state_dir, &ring, &st, &err);
+        rc = store_open_fs(o.store.state_dir, &ring, &st, &err);
     if (rc == 0)
         rc = import_store(st, o.ns, argv[first], &res, &unchanged, &err);
     for (size_t i = 0; i < res.n_warnings; i++)

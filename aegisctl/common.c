@@ -20,7 +20,24 @@ void ctl_print_err(const char *cmd, int rc, const struct aegis_err *err)
         fprintf(stderr, "aegisctl %s: %s\n", cmd, aegis_strerror(rc));
 }
 
-int ctl_open_store(const char *state_dir, const char *key_file, bool create, struct store **st,
+void ctl_store_opts_init(struct ctl_store_opts *o)
+{
+    o->state_dir = store_state_dir_default();
+    o->key_file = NULL;
+}
+
+bool ctl_store_opt(struct ctl_store_opts *o, int c, const char *arg)
+{
+    if (c == 'd')
+        o->state_dir = arg;
+    else if (c == 'k')
+        o->key_file = arg;
+    else
+        return false;
+    return true;
+}
+
+int ctl_open_store(const struct ctl_store_opts *o, bool create, struct store **st,
                    struct aegis_err *err)
 {
     struct aegis_keyring ring;
@@ -28,12 +45,12 @@ int ctl_open_store(const char *state_dir, const char *key_file, bool create, str
     int rc;
 
     masterkey_ring_init(&ring);
-    src.state_dir = state_dir;
-    src.key_file = key_file;
+    src.state_dir = o->state_dir;
+    src.key_file = o->key_file;
     src.create = create;
     rc = masterkey_ring_load(&ring, &src, err);
     if (rc == 0)
-        rc = store_open_fs(state_dir, &ring, st, err);
+        rc = store_open_fs(o->state_dir, &ring, st, err);
     masterkey_ring_dispose(&ring);
     return rc;
 }

@@ -24,8 +24,7 @@
 
 struct opts {
     const char *ns;
-    const char *state_dir;
-    const char *key_file;
+    struct ctl_store_opts store; /* --state-dir, --master-key-file */
     const char *cert_file;
     bool renew;
 };
@@ -62,8 +61,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
         {"namespace", required_argument, NULL, 'n'},
-        {"state-dir", required_argument, NULL, 'd'},
-        {"master-key-file", required_argument, NULL, 'k'},
+        CTL_STORE_LONGOPTS,
         {"cert", required_argument, NULL, 'c'},
         {"renew", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
@@ -73,18 +71,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
     memset(o, 0, sizeof(*o));
     o->ns = "default";
-    o->state_dir = store_state_dir_default();
+    ctl_store_opts_init(&o->store);
     optind = 1;
     while ((c = getopt_long(argc, argv, "n:d:k:c:h", longopts, NULL)) != -1) {
+        if (ctl_store_opt(&o->store, c, optarg))
+            continue;
         switch (c) {
         case 'n':
             o->ns = optarg;
-            break;
-        case 'd':
-            o->state_dir = optarg;
-            break;
-        case 'k':
-            o->key_file = optarg;
             break;
         case 'c':
             o->cert_file = optarg;
@@ -149,7 +143,7 @@ static int cmd_get(int argc, char **argv)
                 o.ns, argv[first], r->file);
         goto out;
     }
-    rc = ctl_open_store(o.state_dir, o.key_file, true, &st, &err);
+    rc = ctl_open_store(&o.store, true, &st, &err);
     if (rc == 0) {
         memset(&req, 0, sizeof(req));
         req.ns = o.ns;
@@ -198,7 +192,7 @@ static int cmd_import(int argc, char **argv)
     snprintf(field, sizeof(field), "--cert %s", o.cert_file);
     rc = secret_read_file(o.cert_file, "--cert", &pem, &len, &err);
     if (rc == 0)
-        rc = ctl_open_store(o.state_dir, o.key_file, false, &st, &err);
+        rc = ctl_open_store(&o.store, false, &st, &err);
     if (rc == 0) {
         memset(&req, 0, sizeof(req));
         req.ns = o.ns;

@@ -36,10 +36,30 @@ struct store;
 /* Prints "aegisctl CMD: where: message" (or the code's text) to stderr. */
 void ctl_print_err(const char *cmd, int rc, const struct aegis_err *err);
 /*
- * Opens the store under state_dir with the master key from key_file, $AEGIS_MASTER_KEY or the
- * state directory (made there on first use when create).
+ * The flags every store-using command takes: --state-dir (-d) and --master-key-file (-k). Put
+ * CTL_STORE_LONGOPTS in the command's getopt_long table and "d:k:" in its short options where
+ * the short forms apply, and offer each option to ctl_store_opt before the command's own.
  */
-int ctl_open_store(const char *state_dir, const char *key_file, bool create, struct store **st,
+struct ctl_store_opts {
+    const char *state_dir; /* --state-dir, else $AEGIS_STATE_DIR, else ./.aegis */
+    const char *key_file;  /* --master-key-file; NULL: $AEGIS_MASTER_KEY or the state dir */
+};
+
+/* One entry per line; clang-format would split the second over four. */
+/* clang-format off */
+#define CTL_STORE_LONGOPTS                                                                         \
+    {"state-dir", required_argument, NULL, 'd'},                                                   \
+    {"master-key-file", required_argument, NULL, 'k'}
+/* clang-format on */
+
+void ctl_store_opts_init(struct ctl_store_opts *o);
+/* Takes getopt's c and optarg when c is one of the shared flags; returns whether it was. */
+bool ctl_store_opt(struct ctl_store_opts *o, int c, const char *arg);
+/*
+ * Opens the store under o->state_dir with the master key from o->key_file, $AEGIS_MASTER_KEY or
+ * the state directory (made there on first use when create).
+ */
+int ctl_open_store(const struct ctl_store_opts *o, bool create, struct store **st,
                    struct aegis_err *err);
 /* Prints diagnostics, one per line, in the compiler-style form. */
 void ctl_print_diags(const struct aegis_diags *diags, FILE *out);

@@ -31,8 +31,7 @@
 #define ROTATE_PAUSE_ENV "AEGIS_TEST_ROTATE_PAUSE_AFTER"
 
 struct opts {
-    const char *state_dir;
-    const char *key_file;
+    struct ctl_store_opts store; /* --state-dir, --master-key-file */
     const char *new_key_file;
     bool json;
     bool no_key;
@@ -56,8 +55,7 @@ static void usage(FILE *out)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
-        {"state-dir", required_argument, NULL, 'd'},
-        {"master-key-file", required_argument, NULL, 'k'},
+        CTL_STORE_LONGOPTS,
         {"new-key-file", required_argument, NULL, 'n'},
         {"output", required_argument, NULL, 'o'},
         {"no-key", no_argument, NULL, 'K'},
@@ -67,16 +65,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     int c;
 
     memset(o, 0, sizeof(*o));
-    o->state_dir = store_state_dir_default();
+    ctl_store_opts_init(&o->store);
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:k:n:o:h", longopts, NULL)) != -1) {
+        if (ctl_store_opt(&o->store, c, optarg))
+            continue;
         switch (c) {
-        case 'd':
-            o->state_dir = optarg;
-            break;
-        case 'k':
-            o->key_file = optarg;
-            break;
         case 'n':
             o->new_key_file = optarg;
             break;
@@ -154,7 +148,7 @@ static int cmd_list(int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     /* Metadata only: no master key is needed or loaded. */
-    rc = store_open_fs(o.state_dir, NULL, &st, &err);
+    rc = store_open_fs(o.store.state_dir, NULL, &st, &err);
     if (rc == 0)
         rc = store_list(st, first < argc ? argv[first] : NULL, &ids, &n, &err);
     if (rc < 0) {
@@ -281,14 +275,14 @@ static int cmd_show(int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     if (!o.no_key) {
-        src.state_dir = o.state_dir;
-        src.key_file = o.key_file;
+        src.state_dir = o.store.state_dir;
+        src.key_file = o.store.key_file;
         src.create = false;
         rc = masterkey_ring_load(&ring, &src, &err);
         if (rc < 0)
             goto fail;
     }
-    rc = store_open_fs(o.state_dir, &ring, &st, &err);
+    rc = store_open_fs(o.store.state_dir, &ring, &st, &err);
     if (rc < 0)
         goto fail;
     rc = o.no_key ? store_get_public(st, &id, &rec, &err) : store_get(st, &id, &rec, &err);
@@ -399,8 +393,8 @@ static int cmd_rotate(int argc, char **argv)
         goto fail;
     if (rc == 0)
         newp = &new_key;
-    src.state_dir = o.state_dir;
-    src.key_file = o.key_file;
+    src.state_dir = o.store.state_dir;
+    src.key_file = o.store.key_file;
     src.create = false;
     rc = masterkey_ring_load(&ring, &src, &err);
     if (rc < 0)
@@ -413,7 +407,7 @@ static int cmd_rotate(int argc, char **argv)
         if (rc < 0)
             goto fail;
     }
-    rc = store_open_fs(o.state_dir, &ring, &st, &err);
+    rc = store_open_fs(o.store.state_dir, &ring, &st, &err);
     if (rc < 0)
         goto fail;
     started = true;
@@ -424,12 +418,12 @@ static int cmd_rotate(int argc, char **argv)
     if (origin == MASTERKEY_ORIGIN_STATE) {
         printf("master key rotated: every record in %s is sealed with key id %s, now in %s/%s; "
                "the old key (id %s) is gone\n",
-               o.state_dir, new_id, o.state_dir, MASTERKEY_STATE_FILE, old_id);
+               o.store.state_dir, new_id, o.store.state_dir, MASTERKEY_STATE_FILE, old_id);
     } else {
         printf("every record in %s is re-sealed with key id %s.\n"
                "Now give every process using this state directory the new key: set %s to it, or "
                "point --master-key-file at it. The old key (id %s) opens nothing any more.\n",
-               o.state_dir, new_id, MASTERKEY_ENV, old_id);
+               o.store.state_dir, new_id, MASTERKEY_ENV, old_id);
     }
     status = CTL_EXIT_OK;
     goto out;
