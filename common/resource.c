@@ -338,6 +338,17 @@ static unsigned load_doc(struct aegis_resource_set *set, const char *file,
     return 0;
 }
 
+/* Adds the documents of a loaded file (NULL when it could not be read) and frees it. */
+static int add_yfile(struct aegis_resource_set *set, const char *name, struct aegis_yfile *yf,
+                     size_t errors_before, struct aegis_diags *diags)
+{
+    set->nfiles++;
+    for (size_t i = 0; yf != NULL && i < yf->ndocs; i++)
+        load_doc(set, name, &yf->docs[i], diags);
+    aegis_yfile_free(yf);
+    return diags->nerrors == errors_before ? 0 : -AEGIS_E_INVALID;
+}
+
 int resource_load_buffer(struct aegis_resource_set *set, const char *name, const char *buf,
                          size_t len, struct aegis_diags *diags)
 {
@@ -345,11 +356,7 @@ int resource_load_buffer(struct aegis_resource_set *set, const char *name, const
     size_t before = diags->nerrors;
 
     aegis_yaml_load_buffer(name, buf, len, &yf, diags);
-    set->nfiles++;
-    for (size_t i = 0; yf != NULL && i < yf->ndocs; i++)
-        load_doc(set, name, &yf->docs[i], diags);
-    aegis_yfile_free(yf);
-    return diags->nerrors == before ? 0 : -AEGIS_E_INVALID;
+    return add_yfile(set, name, yf, before, diags);
 }
 
 int resource_load_file(struct aegis_resource_set *set, const char *path, struct aegis_diags *diags)
@@ -358,11 +365,7 @@ int resource_load_file(struct aegis_resource_set *set, const char *path, struct 
     size_t before = diags->nerrors;
 
     aegis_yaml_load_file(path, &yf, diags);
-    set->nfiles++;
-    for (size_t i = 0; yf != NULL && i < yf->ndocs; i++)
-        load_doc(set, path, &yf->docs[i], diags);
-    aegis_yfile_free(yf);
-    return diags->nerrors == before ? 0 : -AEGIS_E_INVALID;
+    return add_yfile(set, path, yf, before, diags);
 }
 
 static bool is_yaml_name(const char *name)
