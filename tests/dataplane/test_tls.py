@@ -16,147 +16,21 @@
 # "N passed, N failed"; the exit status is 1 on any failure. Every process started here is killed
 # on the way out, whatever happens.
 
-import atexit
-import http.server
 import json
 import os
-import re
-import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-SRC = os.environ.get("AEGIS_SOURCE_DIR",
-                     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-DATAPLANE = os.environ.get("AEGIS_DATAPLANE", os.path.join(SRC, "build", "aegis-dataplane"))
+from dptest import (DATAPLANE, curl, free_port, make_certs, no_sanitizer_report, path, read,
+                    result, run, s_client, sanitizer_env, served_cert, session, start_dataplane,
+                    start_upstream, stop, summary)
+
 TOKEN = "Xy-_token0123"
 KEY_AUTH = TOKEN + ".thumbprint_AbC-09"
 
-procs = []
-workdir = tempfile.mkdtemp(prefix="aegis-dp-tls.")
-counts = {"n": 0, "passed": 0, "failed": 0}
-
-
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-atexit.register(cleanup)
-for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(_sig, lambda *_: sys.exit(1))
-
-
-def result(ok, what, notes=()):
-    counts["n"] += 1
-    counts["passed" if ok else "failed"] += 1
-    print(f"{'ok' if ok else 'not ok'} {counts['n']} - {what}")
-    if not ok:
-        for note in notes:
-            for line in str(note).splitlines()[:30]:
-                print(f"#   {line}")
-    sys.stdout.flush()
-    return ok
-
-
-def run(cmd, timeout=15, **kw):
-    return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
-
-
-# ---- certificates --------------------------------------------------------------------------------
-
-def path(name):
-    return os.path.join(workdir, name)
-
-
-def openssl(*args):
-    r = run(["openssl", *args])
-    if r.returncode != 0:
-        sys.exit(f"openssl {' '.join(args[:2])} failed: {r.stderr.decode()}")
-
-
-def make_certs():
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2",
-            "-subj", "/CN=Aegis Test CA")
-    for name, cn, sans in (("a", "a.test", "DNS:a.test,DNS:b.test"),
-                           ("wild", "*.wild.test", "DNS:*.wild.test"),
-                           ("stored", "s.test", "DNS:s.test")):
-        openssl("req", *ec, "-keyout", path(name + ".key"), "-out", path(name + ".csr"),
-                "-subj", "/CN=" + cn)
-        with open(path(name + ".ext"), "w") as f:
-            f.write(f"subjectAltName={sans}\nbasicConstraints=CA:FALSE\n"
-                    "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n")
-        openssl("x509", "-req", "-in", path(name + ".csr"), "-CA", path("ca.pem"), "-CAkey",
-                path("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", path(name + ".ext"),
-                "-out", path(name + ".pem"))
-    openssl("req", *ec, "-keyout", path("client.key"), "-out", path("client.csr"),
-            "-subj", "/CN=client.test")
-    with open(path("client.ext"), "w") as f:
-        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
-                "keyUsage=digitalSignature\n")
-    openssl("x509", "-req", "-in", path("client.csr"), "-CA", path("ca.pem"), "-CAkey",
-            path("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", path("client.ext"),
-            "-out", path("client.pem"))
-    openssl("req", "-x509", *ec, "-keyout", path("fb.key"), "-out", path("fb.pem"), "-days", "2",
-            "-subj", "/CN=Aegis fallback", "-addext", "subjectAltName=DNS:fallback.invalid")
-
-
-def read(name):
-    with open(path(name)) as f:
-        return f.read()
-
-
-# ---- ports and the upstream ----------------------------------------------------------------------
-
-def free_port():
-    """A port free on both 127.0.0.1 and ::1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
-            s4.bind(("127.0.0.1", 0))
-            port = s4.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
-                    s6.bind(("::1", port))
-                    return port
-            except OSError:
-                continue
-    sys.exit("no free port")
-
-
-class Upstream(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        if self.path.startswith("/slow"):
-            time.sleep(1.5)
-        body = json.dumps({"path": self.path,
-                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def start_upstream():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server.server_address[1]
-
-
-# ---- the dataplane -------------------------------------------------------------------------------
 
 def config(http_port, https_port, upstream, fallback=True):
     up = [{"url": f"http://127.0.0.1:{upstream}"}]
@@ -187,103 +61,6 @@ def config(http_port, https_port, upstream, fallback=True):
     if fallback:
         cfg["fallback"] = {"certificatePEM": read("fb.pem"), "privateKeyPEM": read("fb.key")}
     return cfg
-
-
-def sanitizer_env():
-    """libh2o has no frame pointers: ASan's fast unwinder stops in it, and the h2o suppressions
-    of tests/lsan.supp name frames it would not see. The slow unwinder is only slower."""
-    env = dict(os.environ)
-    if env.get("ASAN_OPTIONS"):
-        env["ASAN_OPTIONS"] += ":fast_unwind_on_malloc=0"
-    return env
-
-
-def start_dataplane(cfg, name, ports):
-    cfg_path = path(name + ".json")
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f)
-    err = open(path(name + ".log"), "w+")
-    p = subprocess.Popen([DATAPLANE, "--config", cfg_path, "--workers", "2"],
-                         stdout=subprocess.DEVNULL, stderr=err, env=sanitizer_env())
-    procs.append(p)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        if p.poll() is not None:
-            break
-        try:
-            for port in ports:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return p, err
-        except OSError:
-            time.sleep(0.05)
-    err.seek(0)
-    sys.exit(f"{name}: the dataplane did not start:\n{err.read()}")
-
-
-def stop(p, err):
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = None
-    err.seek(0)
-    return rc, err.read()
-
-
-# ---- clients -------------------------------------------------------------------------------------
-
-def curl(url, *args, resolve=None):
-    cmd = ["curl", "-sS", "--max-time", "10", "--cacert", path("ca.pem"), "-D", "-",
-           "-o", path("body"), "-w", "\n%{http_code} %{http_version}", *args]
-    for host, port, addr in resolve or []:
-        cmd += ["--resolve", f"{host}:{port}:{addr}"]
-    r = run(cmd + [url])
-    out = r.stdout.decode(errors="replace")
-    status = out.rsplit("\n", 1)[-1].split() if r.returncode == 0 else ["000", "0"]
-    headers = {}
-    for line in out.split("\n"):
-        if ":" in line and not line.startswith("HTTP/"):
-            k, v = line.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-    try:
-        body = open(path("body"), "rb").read().decode(errors="replace")
-    except OSError:
-        body = ""
-    return int(status[0]), status[1], headers, body, r.stderr.decode(errors="replace")
-
-
-def s_client(port, servername=None, *args, addr="127.0.0.1", wait=0.0):
-    cmd = ["openssl", "s_client", "-connect", f"{addr}:{port}", "-CAfile", path("ca.pem")]
-    if servername:
-        cmd += ["-servername", servername]
-    p = subprocess.Popen(cmd + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
-    # TLS 1.3 tickets arrive after the handshake: keep the connection open a moment for them.
-    time.sleep(wait)
-    out, err = p.communicate(b"", timeout=15)
-    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-def served_cert(port, servername, *args):
-    rc, out, err = s_client(port, servername, *args)
-    m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", out, re.S)
-    if not m:
-        return None, out + err
-    r = run(["openssl", "x509", "-noout", "-subject", "-ext", "subjectAltName"],
-            input=m.group(0).encode())
-    return r.stdout.decode(), out
-
-
-def session(port, servername, version, sess_out=None, sess_in=None):
-    args = [version]
-    if sess_out:
-        args += ["-sess_out", sess_out]
-    if sess_in:
-        args += ["-sess_in", sess_in]
-    rc, out, err = s_client(port, servername, *args, wait=0.4 if sess_out else 0.0)
-    m = re.search(r"^(New|Reused),", out, re.M)
-    return m.group(1) if m else "failed", out + err
 
 
 # ---- the checks ----------------------------------------------------------------------------------
@@ -454,8 +231,7 @@ def check_graceful_stop(p, err, hs):
     result(refused, "after SIGTERM no new connection is accepted")
     result(st == 200, "the request in flight at SIGTERM completes", [box.get("r"), log])
     result(rc == 0, "graceful stop: exit status 0", [rc, log])
-    result("ERROR: AddressSanitizer" not in log and "LeakSanitizer" not in log and
-           "runtime error" not in log, "no sanitizer report", [log])
+    result(no_sanitizer_report(log), "no sanitizer report", [log])
 
 
 def main():
@@ -474,9 +250,7 @@ def main():
     check_bad_config()
     check_no_fallback(upstream)
     check_graceful_stop(p, err, hs)
-    print(f"# {time.time() - started:.1f} s")
-    print(f"{counts['passed']} passed, {counts['failed']} failed")
-    return 1 if counts["failed"] else 0
+    return summary(started)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+#
+# Shared helpers of the dataplane tests (imported by tests/dataplane/test_*.py; not a test
+# itself): TAP-like results, a work directory removed at exit, certificates made with the openssl
+# CLI, free ports, an echoing upstream, starting and stopping aegis-dataplane, and curl and
+# openssl s_client wrappers. Every process started through start_dataplane or track() is killed
+# on the way out, whatever happens.
+#
+# Environment: AEGIS_DATAPLANE (default: build/aegis-dataplane).
+
+import atexit
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.environ.get("AEGIS_SOURCE_DIR",
+                     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+DATAPLANE = os.environ.get("AEGIS_DATAPLANE", os.path.join(SRC, "build", "aegis-dataplane"))
+
+procs = []
+workdir = tempfile.mkdtemp(prefix="aegis-dp-test.")
+counts = {"n": 0, "passed": 0, "failed": 0}
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+atexit.register(cleanup)
+for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(_sig, lambda *_: sys.exit(1))
+
+
+def result(ok, what, notes=()):
+    counts["n"] += 1
+    counts["passed" if ok else "failed"] += 1
+    print(f"{'ok' if ok else 'not ok'} {counts['n']} - {what}")
+    if not ok:
+        for note in notes:
+            for line in str(note).splitlines()[:30]:
+                print(f"#   {line}")
+    sys.stdout.flush()
+    return ok
+
+
+def run(cmd, timeout=15, **kw):
+    return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+
+
+# ---- certificates --------------------------------------------------------------------------------
+
+def path(name):
+    return os.path.join(workdir, name)
+
+
+def openssl(*args):
+    r = run(["openssl", *args])
+    if r.returncode != 0:
+        sys.exit(f"openssl {' '.join(args[:2])} failed: {r.stderr.decode()}")
+
+
+EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+
+
+def make_ca(name="ca", cn="Aegis Test CA"):
+    """A self-signed CA: <name>.pem and <name>.key in the work directory."""
+    openssl("req", "-x509", *EC, "-keyout", path(name + ".key"), "-out", path(name + ".pem"),
+            "-days", "2", "-subj", "/CN=" + cn)
+
+
+def issue_cert(name, cn, sans=None, ca="ca", usage="serverAuth", days="2"):
+    """A P-256 leaf signed by ca: <name>.pem and <name>.key. sans: "DNS:a,IP:127.0.0.1" or None;
+    usage: serverAuth or clientAuth; days: negative for an expired one is not possible with
+    `x509 -req`, use not_after() instead."""
+    openssl("req", *EC, "-keyout", path(name + ".key"), "-out", path(name + ".csr"),
+            "-subj", "/CN=" + cn)
+    with open(path(name + ".ext"), "w") as f:
+        if sans:
+            f.write(f"subjectAltName={sans}\n")
+        f.write(f"basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n"
+                "keyUsage=digitalSignature\n")
+    openssl("x509", "-req", "-in", path(name + ".csr"), "-CA", path(ca + ".pem"), "-CAkey",
+            path(ca + ".key"), "-CAcreateserial", "-days", days, "-extfile", path(name + ".ext"),
+            "-out", path(name + ".pem"))
+
+
+def make_certs():
+    """The set most tests use: ca, a (a.test + b.test), wild (*.wild.test), stored (s.test),
+    client (client.test, clientAuth) and fb (a self-signed fallback)."""
+    make_ca()
+    issue_cert("a", "a.test", "DNS:a.test,DNS:b.test")
+    issue_cert("wild", "*.wild.test", "DNS:*.wild.test")
+    issue_cert("stored", "s.test", "DNS:s.test")
+    issue_cert("client", "client.test", usage="clientAuth")
+    openssl("req", "-x509", *EC, "-keyout", path("fb.key"), "-out", path("fb.pem"), "-days", "2",
+            "-subj", "/CN=Aegis fallback", "-addext", "subjectAltName=DNS:fallback.invalid")
+
+
+def read(name):
+    with open(path(name)) as f:
+        return f.read()
+
+
+# ---- ports and the upstream ----------------------------------------------------------------------
+
+def free_port():
+    """A port free on both 127.0.0.1 and ::1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
+            s4.bind(("127.0.0.1", 0))
+            port = s4.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+                    s6.bind(("::1", port))
+                    return port
+            except OSError:
+                continue
+    sys.exit("no free port")
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path.startswith("/slow"):
+            time.sleep(1.5)
+        body = json.dumps({"path": self.path,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def start_upstream():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
+# ---- the dataplane -------------------------------------------------------------------------------
+
+def sanitizer_env():
+    """libh2o has no frame pointers: ASan's fast unwinder stops in it, and the h2o suppressions
+    of tests/lsan.supp name frames it would not see. The slow unwinder is only slower."""
+    env = dict(os.environ)
+    if env.get("ASAN_OPTIONS"):
+        env["ASAN_OPTIONS"] += ":fast_unwind_on_malloc=0"
+    return env
+
+
+def track(p):
+    """Registers a process to be killed at exit; returns it."""
+    procs.append(p)
+    return p
+
+
+def start_dataplane(cfg, name, ports, args=(), workers=2):
+    """Writes cfg (a dict; None: no --config) and starts the dataplane with args, waiting until
+    every port of ports accepts. Returns (process, log file)."""
+    cmd = [DATAPLANE, "--workers", str(workers), *args]
+    if cfg is not None:
+        cfg_path = path(name + ".json")
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        cmd += ["--config", cfg_path]
+    err = open(path(name + ".log"), "w+")
+    p = track(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=sanitizer_env()))
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        if p.poll() is not None:
+            break
+        try:
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return p, err
+        except OSError:
+            time.sleep(0.05)
+    err.seek(0)
+    sys.exit(f"{name}: the dataplane did not start:\n{err.read()}")
+
+
+def stop(p, err):
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = None
+    err.seek(0)
+    return rc, err.read()
+
+
+# ---- clients -------------------------------------------------------------------------------------
+
+def curl(url, *args, resolve=None):
+    cmd = ["curl", "-sS", "--max-time", "10", "--cacert", path("ca.pem"), "-D", "-",
+           "-o", path("body"), "-w", "\n%{http_code} %{http_version}", *args]
+    for host, port, addr in resolve or []:
+        cmd += ["--resolve", f"{host}:{port}:{addr}"]
+    r = run(cmd + [url])
+    out = r.stdout.decode(errors="replace")
+    status = out.rsplit("\n", 1)[-1].split() if r.returncode == 0 else ["000", "0"]
+    headers = {}
+    for line in out.split("\n"):
+        if ":" in line and not line.startswith("HTTP/"):
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    try:
+        body = open(path("body"), "rb").read().decode(errors="replace")
+    except OSError:
+        body = ""
+    return int(status[0]), status[1], headers, body, r.stderr.decode(errors="replace")
+
+
+def s_client(port, servername=None, *args, addr="127.0.0.1", wait=0.0):
+    cmd = ["openssl", "s_client", "-connect", f"{addr}:{port}", "-CAfile", path("ca.pem")]
+    if servername:
+        cmd += ["-servername", servername]
+    p = subprocess.Popen(cmd + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    # TLS 1.3 tickets arrive after the handshake: keep the connection open a moment for them.
+    time.sleep(wait)
+    out, err = p.communicate(b"", timeout=15)
+    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def served_cert(port, servername, *args):
+    rc, out, err = s_client(port, servername, *args)
+    m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", out, re.S)
+    if not m:
+        return None, out + err
+    r = run(["openssl", "x509", "-noout", "-subject", "-ext", "subjectAltName"],
+            input=m.group(0).encode())
+    return r.stdout.decode(), out
+
+
+def session(port, servername, version, sess_out=None, sess_in=None):
+    args = [version]
+    if sess_out:
+        args += ["-sess_out", sess_out]
+    if sess_in:
+        args += ["-sess_in", sess_in]
+    rc, out, err = s_client(port, servername, *args, wait=0.4 if sess_out else 0.0)
+    m = re.search(r"^(New|Reused),", out, re.M)
+    return m.group(1) if m else "failed", out + err
+
+
+def no_sanitizer_report(log):
+    return ("ERROR: AddressSanitizer" not in log and "LeakSanitizer" not in log and
+            "runtime error" not in log)
+
+
+def summary(started):
+    """Prints the totals; the exit status for main()."""
+    print(f"# {time.time() - started:.1f} s")
+    print(f"{counts['passed']} passed, {counts['failed']} failed")
+    return 1 if counts["failed"] else 0
