@@ -28,6 +28,8 @@ struct dp_conn {
     struct rconf_sel sel;      /* that selection, pointing into gen's snapshot */
     unsigned char binding[32]; /* what its sessions are bound to: SNI and policy */
     char sni[256];             /* the normalized server name; "" when none */
+    SSL *ssl; /* the connection's SSL once its ClientHello was accepted (h2o has no getter for it);
+               * lives as long as the socket: for the verified client certificate */
     void (*prev_close_cb)(void *data);
     void *prev_close_data;
 };

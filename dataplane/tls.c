@@ -273,6 +273,7 @@ static int on_client_hello(SSL *ssl, int *al, void *arg)
     }
     c->sel = sel;
     c->selected = true;
+    c->ssl = ssl;
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 

@@ -34,11 +34,20 @@ void dp_hsts_attach(h2o_req_t *req, const struct dp_vhost *v);
 /*
  * proxy.c - THE SEAM FOR THE BALANCING PROXY. For now every host is proxied to its first upstream
  * with h2o's built-in proxy (h2o_proxy_register_reverse_proxy); the weighted round robin, health
- * checks, retries and the serverName override replace these two functions.
+ * checks, retries and the serverName override replace these functions.
  * dp_proxy_register registers v's proxy handler on pathconf (a hidden path that contexts
  * initialize) and sets v->proxy and v->upstream_ssl.
+ *
+ * CONTRACT kept by the balancing proxy (the admin API relies on it):
+ * - v->upstream_ssl stays the client SSL_CTX with the host's upstream TLS settings (CA bundle or
+ *   system store, client certificate, expected name, insecureSkipVerify), NULL when the host has
+ *   no https:// upstream; dp_proxy_upstream_name gives the name sent as SNI and verified.
+ * - dp_proxy_upstream_report fills what GET /status shows for upstream i of v.
  */
 int dp_proxy_register(h2o_pathconf_t *pathconf, struct dp_vhost *v, struct aegis_err *err);
 int dp_proxy_handle(const struct dp_vhost *v, h2o_req_t *req);
+const char *dp_proxy_upstream_name(const struct rconf_host *h, const struct rconf_upstream *u);
+struct dp_upstream_report;
+void dp_proxy_upstream_report(const struct dp_vhost *v, size_t i, struct dp_upstream_report *out);
 
 #endif

@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "handler.h"
+#include "health.h"
 #include "log.h"
 
 /* Idle upstream connections are kept this long. It must not be 0: h2o 2.2.5 connects in cleartext
@@ -39,7 +40,7 @@ static int upstream_ssl_ctx_new(const struct rconf_host *h, const struct rconf_u
                                 SSL_CTX **out, struct aegis_err *err)
 {
     const struct rconf_upstream_tls *t = &h->upstream_tls;
-    const char *name = t->server_name ? t->server_name : u->host;
+    const char *name = dp_proxy_upstream_name(h, u);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     unsigned char ip[16];
     int r = 0;
@@ -94,6 +95,11 @@ out:
     return r;
 }
 
+const char *dp_proxy_upstream_name(const struct rconf_host *h, const struct rconf_upstream *u)
+{
+    return h->upstream_tls.server_name ? h->upstream_tls.server_name : u->host;
+}
+
 int dp_proxy_register(h2o_pathconf_t *pathconf, struct dp_vhost *v, struct aegis_err *err)
 {
     const struct rconf_host *h = v->host;
@@ -125,4 +131,13 @@ int dp_proxy_register(h2o_pathconf_t *pathconf, struct dp_vhost *v, struct aegis
 int dp_proxy_handle(const struct dp_vhost *v, h2o_req_t *req)
 {
     return v->proxy->on_req(v->proxy, req);
+}
+
+void dp_proxy_upstream_report(const struct dp_vhost *v, size_t i, struct dp_upstream_report *out)
+{
+    /* The first version has no health checks: every upstream is reported healthy. */
+    (void)v;
+    (void)i;
+    memset(out, 0, sizeof(*out));
+    out->healthy = true;
 }
