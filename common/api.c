@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,22 +490,69 @@ static bool decode_field(struct walk *w, const struct api_field *f, const struct
 }
 
 /* Parses a default's YAML text; defaults come from the generated tables, so they must parse. */
-static bool decode_default(struct walk *w, const struct api_field *f, char *base, const char *path,
-                           struct aegis_mark mark)
+/*
+ * Parsed defaults, one per field that has one, made on first use and kept for the process: a
+ * default is the same YAML text every time, and parsing it again for each of 10,000 resources cost
+ * more than decoding them. More fields than the cache holds are parsed each time (still correct).
+ */
+#define DEFAULT_CACHE_SLOTS 128 /* the API has 37 defaults today */
+
+static struct {
+    pthread_mutex_t lock;
+    const struct api_field *field[DEFAULT_CACHE_SLOTS];
+    struct aegis_yfile *yf[DEFAULT_CACHE_SLOTS];
+    size_t n;
+} default_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct aegis_yfile *parse_default(const struct api_field *f)
 {
     struct aegis_diags d;
     struct aegis_yfile *yf = NULL;
-    bool ok;
 
     aegis_diags_init(&d);
     aegis_yaml_load_buffer("<default>", f->default_yaml, strlen(f->default_yaml), &yf, &d);
     assert(d.nerrors == 0 && yf != NULL && yf->ndocs == 1 && yf->docs[0].root != NULL);
+    aegis_diags_dispose(&d);
+    return yf;
+}
+
+/* The parsed default of f; *owned tells whether the caller must free it (cache full). */
+static struct aegis_yfile *default_of(const struct api_field *f, bool *owned)
+{
+    struct aegis_yfile *yf = NULL;
+
+    *owned = false;
+    pthread_mutex_lock(&default_cache.lock);
+    for (size_t i = 0; i < default_cache.n && yf == NULL; i++) {
+        if (default_cache.field[i] == f)
+            yf = default_cache.yf[i];
+    }
+    if (yf == NULL) {
+        yf = parse_default(f);
+        if (default_cache.n < DEFAULT_CACHE_SLOTS) {
+            default_cache.field[default_cache.n] = f;
+            default_cache.yf[default_cache.n++] = yf;
+        } else {
+            *owned = true;
+        }
+    }
+    pthread_mutex_unlock(&default_cache.lock);
+    return yf;
+}
+
+static bool decode_default(struct walk *w, const struct api_field *f, char *base, const char *path,
+                           struct aegis_mark mark)
+{
+    bool owned, ok;
+    struct aegis_yfile *yf = default_of(f, &owned);
+
+    /* The decoders only read the node tree, so a cached one may be shared between threads. */
     if (f->kind == API_OBJECT)
         ok = decode_object(w, f->ref, yf->docs[0].root, base + f->offset, path, mark);
     else
         ok = decode_field(w, f, yf->docs[0].root, base, path);
-    aegis_yfile_free(yf);
-    aegis_diags_dispose(&d);
+    if (owned)
+        aegis_yfile_free(yf);
     return ok;
 }
 
