@@ -16,8 +16,7 @@
 
 #include "aegis/alloc.h"
 #include "aegis/api.h"
-#include "aegis/format.h"
-#include "aegis/limits.h"
+#include "aegis/yaml.h"
 
 #define BIT(i) (UINT64_C(1) << (i))
 
@@ -589,208 +588,44 @@ json_t *status_to_json(const struct api_type *type, const void *st)
     return j;
 }
 
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-
-    for (; *s != '\0'; s++)
-        n += ((unsigned char)*s & 0xc0) != 0x80;
-    return n;
-}
-
-static int check_string(const struct api_field *f, const char *s, size_t len, const char *path,
-                        struct aegis_err *err)
-{
-    size_t max = f->max_length != 0 ? f->max_length : (size_t)AEGIS_LIMIT_STRING_BYTES;
-    size_t chars;
-    const char *why = NULL;
-
-    if (strlen(s) != len)
-        return aegis_err_set(err, -AEGIS_E_INVALID, path, "holds a NUL character");
-    chars = utf8_chars(s);
-    if (chars < f->min_length || chars > max)
-        return aegis_err_set(err, -AEGIS_E_INVALID, path,
-                             "is %zu characters long; it must be %zu to %zu", chars, f->min_length,
-                             max);
-    if (f->format != AEGIS_FMT_NONE && !aegis_format_check(f->format, s, len, &why))
-        return aegis_err_set(err, -AEGIS_E_INVALID, path, "is not %s%s%s",
-                             aegis_format_what(f->format), why != NULL ? ": " : "",
-                             why != NULL ? why : "");
-    return 0;
-}
-
-static int from_json(const struct api_type *type, const json_t *j, void *out, const char *path,
-                     unsigned depth, struct aegis_err *err);
-
-static int field_from_json(const struct api_field *f, const json_t *v, void *at, const char *path,
-                           unsigned depth, struct aegis_err *err)
-{
-    switch (f->kind) {
-    case API_STRING: {
-        char *s;
-        int rc;
-
-        if (!json_is_string(v))
-            return aegis_err_set(err, -AEGIS_E_INVALID, path, "expected a string");
-        rc = check_string(f, json_string_value(v), json_string_length(v), path, err);
-        if (rc < 0)
-            return rc;
-        s = aegis_strdup(json_string_value(v));
-        memcpy(at, &s, sizeof(s));
-        return 0;
-    }
-    case API_INT: {
-        int64_t x;
-
-        if (!json_is_integer(v))
-            return aegis_err_set(err, -AEGIS_E_INVALID, path, "expected an integer");
-        x = (int64_t)json_integer_value(v);
-        if (((f->flags & API_F_HAS_MIN) && x < f->minimum) ||
-            ((f->flags & API_F_HAS_MAX) && x > f->maximum))
-            return aegis_err_set(err, -AEGIS_E_INVALID, path, "%" PRId64 " is out of range", x);
-        memcpy(at, &x, sizeof(x));
-        return 0;
-    }
-    case API_BOOL: {
-        bool b;
-
-        if (!json_is_boolean(v))
-            return aegis_err_set(err, -AEGIS_E_INVALID, path, "expected true or false");
-        b = json_is_true(v);
-        memcpy(at, &b, sizeof(b));
-        return 0;
-    }
-    case API_ENUM:
-        if (json_is_string(v))
-            for (size_t i = 0; i < f->n_enum; i++)
-                if (strcmp(json_string_value(v), f->enum_values[i]) == 0) {
-                    int idx = (int)i; /* stored as api.c stores enums */
-
-                    memcpy(at, &idx, sizeof(idx));
-                    return 0;
-                }
-        return aegis_err_set(err, -AEGIS_E_INVALID, path, "expected one of the values of %s",
-                             f->name);
-    case API_OBJECT:
-        return from_json(f->ref, v, at, path, depth + 1, err);
-    case API_LIST_OBJECT: {
-        struct api_list l = {0};
-        size_t i;
-        json_t *item;
-
-        if (!json_is_array(v))
-            return aegis_err_set(err, -AEGIS_E_INVALID, path, "expected a list");
-        if (f->max_items != 0 && json_array_size(v) > f->max_items)
-            return aegis_err_set(err, -AEGIS_E_INVALID, path, "has more than %zu items",
-                                 f->max_items);
-        l.v = aegis_calloc(json_array_size(v) + 1, f->ref->size);
-        /* Stored first so that a failure half-way leaves everything to api_dispose. */
-        json_array_foreach(v, i, item)
-        {
-            char sub[256];
-            int rc;
-
-            l.n = i + 1;
-            memcpy(at, &l, sizeof(l));
-            /* A path cut short only shortens a message; the return value is checked so that
-             * gcc sees the truncation is expected. */
-            if (snprintf(sub, sizeof(sub), "%s[%zu]", path, i) < 0)
-                sub[0] = '\0';
-            rc = from_json(f->ref, item, (char *)l.v + i * f->ref->size, sub, depth + 1, err);
-            if (rc < 0)
-                return rc;
-        }
-        memcpy(at, &l, sizeof(l));
-        return 0;
-    }
-    case API_LIST_STRING: {
-        struct aegis_strv sv = {0};
-        size_t i;
-        json_t *item;
-
-        if (!json_is_array(v))
-            return aegis_err_set(err, -AEGIS_E_INVALID, path, "expected a list");
-        sv.v = aegis_calloc(json_array_size(v) + 1, sizeof(*sv.v));
-        sv.marks = aegis_calloc(json_array_size(v) + 1, sizeof(*sv.marks));
-        json_array_foreach(v, i, item)
-        {
-            int rc =
-                json_is_string(item)
-                    ? check_string(f, json_string_value(item), json_string_length(item), path, err)
-                    : aegis_err_set(err, -AEGIS_E_INVALID, path, "expected strings");
-
-            if (rc < 0) {
-                memcpy(at, &sv, sizeof(sv));
-                return rc;
-            }
-            sv.v[sv.n++] = aegis_strdup(json_string_value(item));
-        }
-        memcpy(at, &sv, sizeof(sv));
-        return 0;
-    }
-    case API_DURATION: {
-        int64_t ms;
-
-        if (!json_is_string(v) ||
-            aegis_duration_parse(json_string_value(v), json_string_length(v), &ms) < 0)
-            return aegis_err_set(err, -AEGIS_E_INVALID, path, "expected a duration");
-        memcpy(at, &ms, sizeof(ms));
-        return 0;
-    }
-    case API_MAP:
-    case API_ANY:
-        break;
-    }
-    return aegis_err_set(err, -AEGIS_E_UNSUPPORTED, path, "not a status field");
-}
-
-static int from_json(const struct api_type *type, const json_t *j, void *out, const char *path,
-                     unsigned depth, struct aegis_err *err)
-{
-    char *base = out;
-    uint64_t present = 0;
-    const char *key;
-    json_t *v;
-
-    if (depth > AEGIS_LIMIT_YAML_DEPTH)
-        return aegis_err_set(err, -AEGIS_E_LIMIT, path, "nested too deeply");
-    if (!json_is_object(j))
-        return aegis_err_set(err, -AEGIS_E_INVALID, path, "expected an object (%s)", type->name);
-    json_object_foreach((json_t *)j, key, v)
-    {
-        char sub[256];
-        size_t i;
-        int rc;
-
-        for (i = 0; i < type->n_fields; i++)
-            if (strcmp(type->fields[i].name, key) == 0)
-                break;
-        if (snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] != '\0' ? "." : "", key) < 0)
-            sub[0] = '\0';
-        if (i == type->n_fields)
-            return aegis_err_set(err, -AEGIS_E_INVALID, sub, "unknown field of %s", type->name);
-        rc = field_from_json(&type->fields[i], v, base + type->fields[i].offset, sub, depth, err);
-        present |= BIT(i);
-        memcpy(base + sizeof(struct aegis_mark), &present, sizeof(present));
-        if (rc < 0)
-            return rc;
-    }
-    for (size_t i = 0; i < type->n_fields; i++)
-        if ((type->fields[i].flags & API_F_REQUIRED) && !((present >> i) & 1u))
-            return aegis_err_set(err, -AEGIS_E_INVALID, path, "%s is required",
-                                 type->fields[i].name);
-    return 0;
-}
-
 int status_from_json(const struct api_type *type, const json_t *j, void *st, struct aegis_err *err)
 {
-    int rc;
+    /* JSON is YAML: the text goes through the one decoder (api_decode) that checks resources,
+     * so a status read back gets every check a spec gets. */
+    struct aegis_diags diags;
+    struct aegis_yfile *yf = NULL;
+    struct api_ctx ctx = {.diags = &diags, .kind = type->name};
+    char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    int rc = -AEGIS_E_INVALID;
 
     memset(st, 0, type->size);
-    rc = from_json(type, j, st, "", 0, err);
+    aegis_diags_init(&diags);
+    if (text == NULL) {
+        aegis_err_set(err, -AEGIS_E_INVALID, "", "cannot be encoded");
+        goto out;
+    }
+    if (!json_is_object(j)) {
+        aegis_err_set(err, -AEGIS_E_INVALID, "", "expected an object (%s)", type->name);
+        goto out;
+    }
+    aegis_yaml_load_buffer("<status>", text, strlen(text), &yf, &diags);
+    if (diags.nerrors == 0 && yf != NULL && yf->ndocs == 1)
+        rc = api_decode(type, yf->docs[0].root, st, &ctx, "");
     if (rc < 0) {
+        const struct aegis_diag *d = NULL;
+
+        for (size_t i = 0; i < diags.n && d == NULL; i++) {
+            if (diags.v[i].sev == AEGIS_SEV_ERROR)
+                d = &diags.v[i];
+        }
+        aegis_err_set(err, -AEGIS_E_INVALID, d != NULL && d->path != NULL ? d->path : "", "%s",
+                      d != NULL ? d->msg : "is not a valid status");
         api_dispose(type, st);
         memset(st, 0, type->size);
     }
+out:
+    aegis_yfile_free(yf);
+    aegis_diags_dispose(&diags);
+    free(text);
     return rc;
 }

@@ -118,9 +118,9 @@ bool status_issuer_update(struct aegis_issuer_status *st, int64_t generation, bo
 json_t *status_to_json(const struct api_type *type, const void *st);
 /*
  * Reads a status JSON object into st (caller's storage of type->size bytes, initialised here;
- * api_dispose frees it). Checks what the JSON Schema checks: known fields only, types, enums,
- * date-time formats, lengths, minimums, required fields. Returns 0, or -AEGIS_E_INVALID with
- * err naming the field (st is then left empty).
+ * api_dispose frees it) through api_decode, the decoder resources go through: known fields only,
+ * types, enums, formats, lengths, bounds, required fields, the type's rules. Returns 0, or
+ * -AEGIS_E_INVALID with err naming the field of the first error (st is then left empty).
  */
 int status_from_json(const struct api_type *type, const json_t *j, void *st, struct aegis_err *err);
 
