@@ -262,10 +262,12 @@ int decide_host_certificate_name(const struct aegis_resource *host, char *buf, s
 
 /* X(ENUM, "Reason") of a Host's Ready condition. */
 #define DECIDE_HOST_REASONS(X)                                                                     \
-    X(READY, "Ready")                               /* its certificate is ready and served */      \
-    X(PLAIN_HTTP, "PlainHTTP")                      /* tls.mode none: nothing to wait for */       \
-    X(CERTIFICATE_NOT_FOUND, "CertificateNotFound") /* no such Certificate: fallback */            \
-    X(CERTIFICATE_NOT_READY, "CertificateNotReady") /* not ready: previous one or fallback */
+    X(READY, "Ready")                                /* its certificate is ready and served */     \
+    X(PLAIN_HTTP, "PlainHTTP")                       /* tls.mode none: nothing to wait for */      \
+    X(CERTIFICATE_NOT_FOUND, "CertificateNotFound")  /* no such Certificate: fallback */           \
+    X(CERTIFICATE_NOT_READY, "CertificateNotReady")  /* not ready: previous one or fallback */     \
+    X(NOT_SERVED, "NotServed")                       /* left out of the configuration: why */      \
+    X(CONFIGURATION_REFUSED, "ConfigurationRefused") /* the dataplane refused the config */
 
 enum decide_host_reason {
 #define DECIDE_HOST_REASON_ENUM(e, name) DECIDE_HOST_REASON_##e,

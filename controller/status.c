@@ -520,6 +520,15 @@ bool status_host_update(struct aegis_host_status *st, const struct status_host_i
         snprintf(msg, sizeof(msg), "Certificate %s/%s does not exist; %s", ns, name,
                  "the self-signed fallback certificate is served meanwhile");
         break;
+    case DECIDE_HOST_REASON_NOT_SERVED:
+        snprintf(msg, sizeof(msg), "not served: %s",
+                 in->cert_message != NULL ? in->cert_message : "see the controller's log");
+        break;
+    case DECIDE_HOST_REASON_CONFIGURATION_REFUSED:
+        snprintf(msg, sizeof(msg),
+                 "the dataplane refused the configuration (%s); it keeps serving the previous one",
+                 in->cert_message != NULL ? in->cert_message : "no reason given");
+        break;
     case DECIDE_HOST_REASON_CERTIFICATE_NOT_READY:
     case DECIDE_HOST_REASON_COUNT_:
         snprintf(msg, sizeof(msg), "Certificate %s/%s is not ready%s%s%s; %s", ns, name,

@@ -1,0 +1,709 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The reconcile loop's core (reconcile.h). Objects live in one table keyed by "Kind/ns/name" and
+ * in one min-heap by due time. A snapshot change marks every object of the new snapshot due, adds
+ * the implicit Certificates of Hosts, and drops objects that are gone (their status files too;
+ * stored certificates stay in the store, where history and `aegisctl store` manage them).
+ */
+#include "reconcile.h"
+
+#include <errno.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aegis/alloc.h"
+#include "aegis/log.h"
+#include "aegis/pki.h"
+#include "aegis/resource.h"
+#include "aegis/store.h"
+#include "certsync.h"
+#include "decide.h"
+#include "issuer/ca.h"
+#include "issuer/issuer.h"
+#include "secret.h"
+#include "status.h"
+#include "watch.h"
+
+#define HAS(obj, field) (((obj)->present >> (field)) & 1u)
+/* "Certificate/" + namespace + "/" + name + NUL */
+#define KEY_MAX (16 + STORE_NS_MAX + STORE_NAME_MAX + 2)
+#define NOT_QUEUED ((size_t)-1)
+/* A refused or failed push is tried again this soon (with whatever changed meanwhile). */
+#define RECONCILE_PUSH_RETRY_S 2
+
+enum obj_kind { OBJ_ISSUER, OBJ_CERTIFICATE, OBJ_HOST };
+static const char *const obj_kind_names[] = {"Issuer", "Certificate", "Host"};
+
+struct obj {
+    enum obj_kind kind;
+    char key[KEY_MAX];
+    char ns[STORE_NS_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
+    struct obj *next_in_bucket;
+    bool live; /* in the current snapshot */
+    int64_t due;
+    size_t heap_index;
+    const struct aegis_resource *res; /* in the current snapshot; NULL for an implicit one */
+    /* Certificate */
+    bool implicit;
+    struct aegis_certificate_spec implicit_spec; /* owned when implicit */
+    struct certsync_state cs;
+    struct decide_cert_result decision;
+    bool synced; /* decision holds a result */
+    /* Issuer */
+    bool issuer_ready;
+    char issuer_message[AEGIS_ERR_MSG_MAX];
+    struct aegis_issuer_status issuer_status;
+    /* Host */
+    struct aegis_host_status host_status;
+    bool status_dirty;
+};
+
+struct reconciler {
+    struct reconcile_opts opts;
+    struct watch_snapshot *snap, *pending;
+    struct obj **buckets;
+    size_t n_buckets, n_objs;
+    struct obj **heap;
+    size_t heap_n, heap_cap;
+    unsigned char pushed_digest[SHA256_DIGEST_LENGTH]; /* of the last accepted content */
+    bool pushed_once;
+    int64_t generation;
+    char push_error[AEGIS_ERR_MSG_MAX];
+};
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+static size_t hash_key(const char *s)
+{
+    size_t h = 14695981039346656037u; /* FNV-1a */
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+static struct obj *find(const struct reconciler *r, const char *key)
+{
+    struct obj *o;
+
+    if (r->n_buckets == 0)
+        return NULL;
+    for (o = r->buckets[hash_key(key) & (r->n_buckets - 1)]; o != NULL; o = o->next_in_bucket) {
+        if (strcmp(o->key, key) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+static void grow(struct reconciler *r)
+{
+    size_t n = r->n_buckets ? r->n_buckets * 2 : 64;
+    struct obj **b = aegis_calloc(n, sizeof(*b));
+
+    for (size_t i = 0; i < r->n_buckets; i++) {
+        struct obj *o = r->buckets[i], *next;
+
+        for (; o != NULL; o = next) {
+            size_t at = hash_key(o->key) & (n - 1);
+
+            next = o->next_in_bucket;
+            o->next_in_bucket = b[at];
+            b[at] = o;
+        }
+    }
+    free(r->buckets);
+    r->buckets = b;
+    r->n_buckets = n;
+}
+
+static struct obj *add(struct reconciler *r, enum obj_kind kind, const char *ns, const char *name)
+{
+    struct obj *o;
+    size_t at;
+
+    if (r->n_objs >= r->n_buckets)
+        grow(r);
+    o = aegis_calloc(1, sizeof(*o));
+    o->kind = kind;
+    snprintf(o->ns, sizeof(o->ns), "%s", ns);
+    snprintf(o->name, sizeof(o->name), "%s", name);
+    snprintf(o->key, sizeof(o->key), "%s/%s/%s", obj_kind_names[kind], o->ns, o->name);
+    o->heap_index = NOT_QUEUED;
+    at = hash_key(o->key) & (r->n_buckets - 1);
+    o->next_in_bucket = r->buckets[at];
+    r->buckets[at] = o;
+    r->n_objs++;
+    return o;
+}
+
+/* ---- the heap ----------------------------------------------------------------------------- */
+
+static void heap_swap(struct reconciler *r, size_t a, size_t b)
+{
+    struct obj *t = r->heap[a];
+
+    r->heap[a] = r->heap[b];
+    r->heap[b] = t;
+    r->heap[a]->heap_index = a;
+    r->heap[b]->heap_index = b;
+}
+
+static void heap_up(struct reconciler *r, size_t i)
+{
+    while (i > 0 && r->heap[(i - 1) / 2]->due > r->heap[i]->due) {
+        heap_swap(r, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(struct reconciler *r, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+
+        if (l < r->heap_n && r->heap[l]->due < r->heap[m]->due)
+            m = l;
+        if (l + 1 < r->heap_n && r->heap[l + 1]->due < r->heap[m]->due)
+            m = l + 1;
+        if (m == i)
+            return;
+        heap_swap(r, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(struct reconciler *r, struct obj *o)
+{
+    size_t i = o->heap_index;
+
+    if (i == NOT_QUEUED)
+        return;
+    heap_swap(r, i, --r->heap_n);
+    o->heap_index = NOT_QUEUED;
+    if (i < r->heap_n) {
+        heap_up(r, i);
+        heap_down(r, i);
+    }
+}
+
+/* Makes o due at when (earlier than a due time it has; 0 leaves it unqueued). */
+static void schedule(struct reconciler *r, struct obj *o, int64_t when)
+{
+    if (when <= 0)
+        return;
+    if (o->heap_index != NOT_QUEUED) {
+        if (o->due <= when)
+            return;
+        o->due = when;
+        heap_up(r, o->heap_index);
+        return;
+    }
+    if (r->heap_n == r->heap_cap) {
+        r->heap_cap = r->heap_cap ? r->heap_cap * 2 : 64;
+        r->heap = aegis_realloc(r->heap, r->heap_cap * sizeof(*r->heap));
+    }
+    o->due = when;
+    o->heap_index = r->heap_n;
+    r->heap[r->heap_n++] = o;
+    heap_up(r, o->heap_index);
+}
+
+/* ---- status files ------------------------------------------------------------------------- */
+
+static json_t *status_of(const struct obj *o)
+{
+    switch (o->kind) {
+    case OBJ_ISSUER:
+        return status_to_json(&api_t_issuer_status, &o->issuer_status);
+    case OBJ_CERTIFICATE:
+        return status_to_json(&api_t_certificate_status, &o->cs.status);
+    case OBJ_HOST:
+        return status_to_json(&api_t_host_status, &o->host_status);
+    }
+    return NULL;
+}
+
+static char *status_path(const struct reconciler *r, const struct obj *o)
+{
+    return aegis_asprintf("%s/%s/%s/%s.json", r->opts.status_dir, obj_kind_names[o->kind], o->ns,
+                          o->name);
+}
+
+static int write_status(const struct reconciler *r, const struct obj *o, struct aegis_err *err)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:o}", "kind", obj_kind_names[o->kind], "namespace",
+                            o->ns, "name", o->name, "status", status_of(o));
+    char *path = status_path(r, o), *dir = aegis_strdup(path), *text;
+    int rc;
+
+    *strrchr(dir, '/') = '\0';
+    text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+    rc = store__mkdir_private(dir, err);
+    if (rc == 0)
+        rc = store__write_file(path, text, strlen(text), true, err);
+    free(text);
+    free(dir);
+    free(path);
+    json_decref(doc);
+    return rc;
+}
+
+/* ---- objects from the snapshot ------------------------------------------------------------ */
+
+static void obj_free(struct obj *o)
+{
+    if (o->implicit)
+        api_dispose(&api_t_certificate_spec, &o->implicit_spec);
+    certsync_state_dispose(&o->cs);
+    api_dispose(&api_t_issuer_status, &o->issuer_status);
+    api_dispose(&api_t_host_status, &o->host_status);
+    free(o);
+}
+
+static struct obj *ensure(struct reconciler *r, enum obj_kind kind, const char *ns,
+                          const char *name)
+{
+    char key[KEY_MAX];
+    struct obj *o;
+
+    snprintf(key, sizeof(key), "%s/%s/%s", obj_kind_names[kind], ns, name);
+    o = find(r, key);
+    return o != NULL ? o : add(r, kind, ns, name);
+}
+
+static void adopt_snapshot(struct reconciler *r, int64_t now)
+{
+    const struct aegis_resource_set *set;
+
+    watch_snapshot_unref(r->snap);
+    r->snap = r->pending;
+    r->pending = NULL;
+    for (size_t b = 0; b < r->n_buckets; b++) {
+        for (struct obj *o = r->buckets[b]; o != NULL; o = o->next_in_bucket) {
+            o->live = false;
+            o->res = NULL;
+        }
+    }
+    set = watch_snapshot_resources(r->snap);
+    for (size_t i = 0; i < set->n; i++) {
+        const struct aegis_resource *res = set->v[i];
+        static const enum obj_kind kinds[] = {
+            [AEGIS_KIND_ISSUER] = OBJ_ISSUER,
+            [AEGIS_KIND_CERTIFICATE] = OBJ_CERTIFICATE,
+            [AEGIS_KIND_HOST] = OBJ_HOST,
+        };
+        struct obj *o = ensure(r, kinds[res->kind], res->meta.namespace, res->meta.name);
+
+        if (o->implicit) { /* an explicit Certificate took the implicit one's name */
+            api_dispose(&api_t_certificate_spec, &o->implicit_spec);
+            o->implicit = false;
+        }
+        o->live = true;
+        o->res = res;
+        schedule(r, o, now);
+        if (res->kind == AEGIS_KIND_HOST && res->spec.host.tls.mode == AEGIS_TLS_MODE_ACME &&
+            decide_implicit_conflict(set, res) == NULL) {
+            char name[STORE_NAME_MAX + 1];
+            struct aegis_certificate_spec spec;
+            struct obj *c;
+
+            if (decide_implicit_name(res->meta.name, name, sizeof(name), NULL) < 0 ||
+                decide_implicit_certificate(res, &spec, NULL) < 0)
+                continue;
+            c = ensure(r, OBJ_CERTIFICATE, res->meta.namespace, name);
+            if (c->implicit)
+                api_dispose(&api_t_certificate_spec, &c->implicit_spec);
+            c->implicit_spec = spec;
+            c->implicit = true;
+            c->live = true;
+            c->res = res;
+            schedule(r, c, now);
+        }
+    }
+    /* Objects that are gone: their status files go too. */
+    for (size_t b = 0; b < r->n_buckets; b++) {
+        struct obj **link = &r->buckets[b];
+
+        while (*link != NULL) {
+            struct obj *o = *link;
+
+            if (o->live) {
+                link = &o->next_in_bucket;
+                continue;
+            }
+            *link = o->next_in_bucket;
+            heap_remove(r, o);
+            if (r->opts.status_dir != NULL) {
+                char *path = status_path(r, o);
+
+                if (unlink(path) != 0 && errno != ENOENT)
+                    aegis_log(AEGIS_LOG_WARN, "reconcile", "cannot remove %s: %s", path,
+                              strerror(errno));
+                free(path);
+            }
+            r->n_objs--;
+            obj_free(o);
+        }
+    }
+}
+
+/* ---- per kind ----------------------------------------------------------------------------- */
+
+static int64_t generation_of(const struct obj *o)
+{
+    return o->res != NULL && !o->implicit ? o->res->meta.generation : 0;
+}
+
+static void sync_issuer(struct reconciler *r, struct obj *o, int64_t now)
+{
+    const struct issuer_ops *ops = NULL;
+    struct aegis_err e = {0};
+    int rc = issuer_for_spec(&o->res->spec.issuer, &ops, &e);
+
+    if (rc == 0 && ops->check != NULL)
+        rc = ops->check(&o->res->spec.issuer, o->ns, r->opts.secrets_dir, &e);
+    o->issuer_ready = rc == 0;
+    snprintf(o->issuer_message, sizeof(o->issuer_message), "%s",
+             rc == 0 ? "the issuer is ready" : e.msg);
+    if (status_issuer_update(&o->issuer_status, generation_of(o), o->issuer_ready,
+                             rc == 0                      ? "Ready"
+                             : rc == -AEGIS_E_UNSUPPORTED ? "UnsupportedIssuer"
+                                                          : "InvalidIssuer",
+                             o->issuer_message, now))
+        o->status_dirty = true;
+}
+
+static const struct aegis_certificate_spec *spec_of(const struct obj *o)
+{
+    return o->implicit ? &o->implicit_spec : &o->res->spec.certificate;
+}
+
+/* Returns true when a new certificate was stored. */
+static bool sync_certificate(struct reconciler *r, struct obj *o, int64_t now,
+                             struct reconcile_report *rep)
+{
+    const struct aegis_certificate_spec *spec = spec_of(o);
+    const struct obj *issuer = NULL;
+    struct certsync_env env = {r->opts.store, r->opts.secrets_dir};
+    struct certsync_request req = {
+        .ns = o->ns, .name = o->name, .spec = spec, .generation = generation_of(o)};
+    struct certsync_result res;
+    char key[KEY_MAX], msg[AEGIS_ERR_MSG_MAX];
+    struct aegis_err e = {0};
+
+    if (spec->issuer_ref.name != NULL) {
+        snprintf(key, sizeof(key), "Issuer/%s/%s", o->ns, spec->issuer_ref.name);
+        issuer = find(r, key);
+    }
+    req.issuer = issuer != NULL ? &issuer->res->spec.issuer : NULL;
+    req.issuer_ready = issuer != NULL && issuer->issuer_ready;
+    if (issuer == NULL && spec->issuer_ref.name != NULL) {
+        snprintf(msg, sizeof(msg), "Issuer %s/%s does not exist", o->ns, spec->issuer_ref.name);
+        req.issuer_message = msg;
+    } else if (issuer != NULL && !issuer->issuer_ready) {
+        req.issuer_message = issuer->issuer_message;
+    }
+    if (certsync_run(&env, &req, &o->cs, now, &res, &e) < 0) {
+        /* The store cannot be read: try again after the first backoff step. */
+        aegis_log(AEGIS_LOG_ERROR, "reconcile", "Certificate %s/%s: %s", o->ns, o->name, e.msg);
+        schedule(r, o, now + DECIDE_BACKOFF_INITIAL_S);
+        return false;
+    }
+    rep->certificates_synced++;
+    rep->issued += res.stored;
+    rep->failed += o->cs.failures.attempts > 0 && o->cs.failures.last_failure_time == now;
+    o->decision = res.decision;
+    o->synced = true;
+    o->status_dirty |= res.status_changed;
+    schedule(r, o, res.next_check > 0 ? res.next_check : now + r->opts.resync_s);
+    return res.stored;
+}
+
+/* ---- rendering ---------------------------------------------------------------------------- */
+
+struct source_ctx {
+    struct reconciler *r;
+    int64_t now;
+};
+
+static int src_certificate(void *ctx, const char *ns, const char *name, char **chain, char **key,
+                           struct aegis_err *err)
+{
+    struct source_ctx *c = ctx;
+    struct store_record rec;
+    struct store_id id;
+    int rc = store_id_set(&id, STORE_KIND_CERTIFICATE, ns, name, err);
+
+    if (rc < 0)
+        return rc;
+    rc = store_get(c->r->opts.store, &id, &rec, err);
+    if (rc == 0 && (rec.chain_pem == NULL || rec.key_pem == NULL || c->now >= rec.meta.not_after))
+        rc = -AEGIS_E_NOTFOUND;
+    if (rc == 0) {
+        *chain = rec.chain_pem;
+        *key = rec.key_pem;
+        rec.chain_pem = NULL;
+        rec.key_pem = NULL;
+    } else if (rc == -AEGIS_E_NOTFOUND && err != NULL) {
+        memset(err, 0, sizeof(*err));
+    }
+    store_record_dispose(&rec);
+    return rc;
+}
+
+static int src_pem(void *ctx, const char *ns, const struct aegis_pem_source *s, char **pem,
+                   struct aegis_err *err)
+{
+    struct source_ctx *c = ctx;
+    size_t len;
+
+    return secret_read_pem_source(s, ns, c->r->opts.secrets_dir, "the PEM source", pem, &len, err);
+}
+
+static int src_issuer_ca(void *ctx, const char *ns, const char *name, char **pem,
+                         struct aegis_err *err)
+{
+    struct source_ctx *c = ctx;
+    char key[KEY_MAX];
+    const struct obj *o;
+    const struct aegis_ca_issuer *spec;
+    struct ca *ca = NULL;
+    size_t len;
+    int rc;
+
+    snprintf(key, sizeof(key), "Issuer/%s/%s", ns, name);
+    o = find(c->r, key);
+    if (o == NULL || o->res == NULL || !HAS(&o->res->spec.issuer, API_F_ISSUER_SPEC_CA))
+        return aegis_err_set(err, -AEGIS_E_NOTFOUND, NULL, "Issuer %s/%s is not a CA Issuer", ns,
+                             name);
+    spec = &o->res->spec.issuer.ca;
+    if (spec->certificate.pem != NULL || spec->certificate.file != NULL ||
+        spec->certificate.secret_ref.name != NULL)
+        return secret_read_pem_source(&spec->certificate, ns, c->r->opts.secrets_dir,
+                                      "spec.ca.certificate", pem, &len, err);
+    if (spec->secret_ref.name != NULL)
+        return secret_read(c->r->opts.secrets_dir, ns, spec->secret_ref.name, "tls.crt", pem, &len,
+                           err);
+    rc = ca_local_open(c->r->opts.store, c->now, &ca, err);
+    if (rc == 0)
+        rc = ca_bundle_pem(ca, pem, &len, err);
+    ca_free(ca);
+    return rc;
+}
+
+/* Host statuses from the render result and the Certificates' decisions. */
+static void host_statuses(struct reconciler *r, const struct render_result *rr, int64_t now)
+{
+    for (size_t i = 0; i < rr->n_hosts; i++) {
+        const struct render_host_result *h = &rr->hosts[i];
+        const struct aegis_resource *res = h->host;
+        char key[KEY_MAX];
+        struct obj *o, *c = NULL;
+        struct decide_host_input in = {0};
+        struct decide_host_result d;
+        struct status_host_input si = {0};
+
+        snprintf(key, sizeof(key), "Host/%s/%s", res->meta.namespace, res->meta.name);
+        o = find(r, key);
+        if (o == NULL)
+            continue;
+        if (h->certificate[0] != '\0') {
+            snprintf(key, sizeof(key), "Certificate/%s/%s", res->meta.namespace, h->certificate);
+            c = find(r, key);
+        }
+        in.tls = res->spec.host.tls.mode != AEGIS_TLS_MODE_NONE;
+        in.cert_found = c != NULL;
+        in.cert_ready = c != NULL && c->synced && c->decision.ready;
+        in.cert_valid = h->serve == RENDER_SERVE_CERTIFICATE;
+        decide_host(&in, &d);
+        si.decision = &d;
+        si.generation = res->meta.generation;
+        si.cert_ns = res->meta.namespace;
+        si.cert_name = h->certificate[0] != '\0' ? h->certificate : NULL;
+        if (h->serve == RENDER_SERVE_NONE) {
+            d.ready = false;
+            d.reason = DECIDE_HOST_REASON_NOT_SERVED;
+            si.cert_message = h->message;
+        } else if (r->push_error[0] != '\0') {
+            d.ready = false;
+            d.reason = DECIDE_HOST_REASON_CONFIGURATION_REFUSED;
+            si.cert_message = r->push_error;
+        } else if (h->message[0] != '\0') {
+            si.cert_message = h->message;
+        }
+        if (status_host_update(&o->host_status, &si, now))
+            o->status_dirty = true;
+    }
+}
+
+static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_report *rep)
+{
+    struct source_ctx ctx = {r, now};
+    struct render_source src = {&ctx, src_certificate, src_pem, src_issuer_ca};
+    struct render_settings s = r->opts.render;
+    struct render_result rr;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    struct aegis_err e = {0};
+    json_t *doc = NULL;
+    char *text;
+
+    s.generation = 0; /* the content is compared without it */
+    if (render_config(watch_snapshot_resources(r->snap), &s, &src, &doc, &rr, &e) < 0) {
+        snprintf(r->push_error, sizeof(r->push_error), "%s", e.msg);
+        return;
+    }
+    text = json_dumps(doc, JSON_COMPACT);
+    SHA256((const unsigned char *)text, strlen(text), digest);
+    free(text);
+    if (!r->pushed_once || memcmp(digest, r->pushed_digest, sizeof(digest)) != 0) {
+        /* Generations increase across controller restarts without being stored: the time in
+         * milliseconds, or one more than the last when renders come faster than that. */
+        int64_t g = now * 1000;
+
+        r->generation = g > r->generation ? g : r->generation + 1;
+        json_object_set_new(doc, "generation", json_integer((json_int_t)r->generation));
+        text = json_dumps(doc, JSON_COMPACT);
+        rep->rendered = true;
+        rep->generation = r->generation;
+        r->push_error[0] = '\0';
+        if (r->opts.push == NULL ||
+            r->opts.push(r->opts.push_ctx, text, strlen(text), r->generation, &e) == 0) {
+            memcpy(r->pushed_digest, digest, sizeof(digest));
+            r->pushed_once = true;
+            rep->pushed = r->opts.push != NULL;
+        } else {
+            snprintf(r->push_error, sizeof(r->push_error), "%s", e.msg);
+            snprintf(rep->push_error, sizeof(rep->push_error), "%s", e.msg);
+        }
+        /* The document holds private keys: wipe the text before it is freed. */
+        OPENSSL_cleanse(text, strlen(text));
+        free(text);
+    }
+    host_statuses(r, &rr, now);
+    render_result_dispose(&rr);
+    json_decref(doc);
+}
+
+/* ---- the step ----------------------------------------------------------------------------- */
+
+int reconcile_new(const struct reconcile_opts *opts, struct reconciler **out, struct aegis_err *err)
+{
+    struct reconciler *r;
+
+    if (opts->store == NULL)
+        return aegis_err_set(err, -AEGIS_E_INVALID, "reconcile", "a store is required");
+    r = aegis_calloc(1, sizeof(*r));
+    r->opts = *opts;
+    if (r->opts.max_issuances == 0)
+        r->opts.max_issuances = RECONCILE_MAX_ISSUANCES_DEFAULT;
+    if (r->opts.resync_s <= 0)
+        r->opts.resync_s = RECONCILE_RESYNC_DEFAULT_S;
+    *out = r;
+    return 0;
+}
+
+void reconcile_free(struct reconciler *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t b = 0; b < r->n_buckets; b++) {
+        struct obj *o = r->buckets[b], *next;
+
+        for (; o != NULL; o = next) {
+            next = o->next_in_bucket;
+            obj_free(o);
+        }
+    }
+    free(r->buckets);
+    free(r->heap);
+    watch_snapshot_unref(r->snap);
+    watch_snapshot_unref(r->pending);
+    free(r);
+}
+
+void reconcile_set_snapshot(struct reconciler *r, struct watch_snapshot *snap)
+{
+    watch_snapshot_unref(r->pending);
+    r->pending = watch_snapshot_ref(snap);
+}
+
+int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_report *rep)
+{
+    bool changed = r->pending != NULL, stored = false;
+    unsigned issued = 0;
+    struct obj **due;
+    size_t n_due = 0;
+
+    memset(rep, 0, sizeof(*rep));
+    if (r->pending != NULL)
+        adopt_snapshot(r, now);
+    if (r->snap == NULL)
+        return 0;
+    /* Take everything due off the heap first: Issuers before the Certificates that use them. */
+    due = aegis_calloc(r->heap_n + 1, sizeof(*due));
+    while (r->heap_n > 0 && r->heap[0]->due <= now) {
+        due[n_due] = r->heap[0];
+        heap_remove(r, due[n_due++]);
+    }
+    for (size_t i = 0; i < n_due; i++) {
+        if (due[i]->kind == OBJ_ISSUER) {
+            sync_issuer(r, due[i], now);
+            schedule(r, due[i], now + r->opts.resync_s);
+        }
+    }
+    for (size_t i = 0; i < n_due; i++) {
+        struct obj *o = due[i];
+
+        if (o->kind == OBJ_HOST) {
+            changed = true; /* Hosts are rendered, not synced */
+            schedule(r, o, now + r->opts.resync_s);
+        } else if (o->kind == OBJ_CERTIFICATE) {
+            if (issued >= r->opts.max_issuances) {
+                schedule(r, o, now); /* left for the next step */
+                continue;
+            }
+            if (sync_certificate(r, o, now, rep)) {
+                stored = true;
+                issued++;
+            }
+        }
+    }
+    free(due);
+    if (changed || stored || r->push_error[0] != '\0')
+        render_and_push(r, now, rep);
+    if (r->opts.status_dir != NULL) {
+        for (size_t b = 0; b < r->n_buckets; b++) {
+            for (struct obj *o = r->buckets[b]; o != NULL; o = o->next_in_bucket) {
+                struct aegis_err e = {0};
+
+                if (!o->status_dirty)
+                    continue;
+                if (write_status(r, o, &e) == 0) {
+                    o->status_dirty = false;
+                    rep->statuses_written++;
+                } else {
+                    aegis_log(AEGIS_LOG_ERROR, "reconcile", "%s: cannot write its status: %s",
+                              o->key, e.msg);
+                }
+            }
+        }
+    }
+    if (r->push_error[0] != '\0')
+        return now + RECONCILE_PUSH_RETRY_S;
+    return r->heap_n > 0 ? r->heap[0]->due : now + r->opts.resync_s;
+}
+
+json_t *reconcile_status_json(const struct reconciler *r, const char *kind, const char *ns,
+                              const char *name)
+{
+    char key[KEY_MAX];
+    const struct obj *o;
+
+    snprintf(key, sizeof(key), "%s/%s/%s", kind, ns, name);
+    o = find(r, key);
+    return o != NULL ? status_of(o) : NULL;
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The reconcile loop's core, level-triggered: it is handed the current resources (a snapshot of
+ * the watched directories) and the time, and brings everything in line - Issuers checked,
+ * explicit and implicit Certificates issued or renewed through certsync.h, Hosts' statuses, the
+ * rendered configuration (render.h) handed to a push callback when its content changed, and
+ * status files written when a status changed. No I/O of its own beyond the store, the status
+ * files and the callbacks; time is a parameter, so tests drive it step by step.
+ *
+ * Scheduling: every object has a due time in one min-heap. A new snapshot makes everything due
+ * at once; after that a Certificate comes back at its certsync next_check (renewalTime, the end
+ * of a backoff, an issuer's retry time) - a timer keyed on that time, not a poll over all of
+ * them - and at the latest after opts.resync_s (the periodic resync that heals anything missed).
+ * A step runs at most opts.max_issuances issuances; the rest stay due and the step says so
+ * (next due = now), so a burst of 10,000 new Certificates neither starves the rest of the loop
+ * nor stops status and pushes from happening in between.
+ */
+#ifndef AEGIS_RECONCILE_H
+#define AEGIS_RECONCILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aegis/err.h"
+#include "render.h"
+
+struct store;
+struct watch_snapshot;
+
+struct reconcile_opts {
+    struct store *store;     /* borrowed; opened with the master key */
+    const char *secrets_dir; /* where secretRefs resolve */
+    const char *status_dir;  /* status files go to <status_dir>/<Kind>/<ns>/<name>.json; NULL:
+                                none */
+    unsigned max_issuances;  /* per step; 0: RECONCILE_MAX_ISSUANCES_DEFAULT */
+    int64_t resync_s;        /* 0: RECONCILE_RESYNC_DEFAULT_S */
+    /* Dataplane settings the renderer needs (listeners, fallback, workers); generation and
+     * challenges are filled in by the reconciler. Borrowed for the reconciler's life. */
+    struct render_settings render;
+    /*
+     * Called with a rendered configuration whose content differs from the last one pushed
+     * successfully (json: len bytes, NUL-terminated). Returns 0 when the dataplane took it; a
+     * refusal (negative, err saying why) is reported on every Host and retried at the next step.
+     * NULL: nothing is pushed.
+     */
+    int (*push)(void *ctx, const char *json, size_t len, int64_t generation, struct aegis_err *err);
+    void *push_ctx;
+};
+
+#define RECONCILE_MAX_ISSUANCES_DEFAULT 16
+#define RECONCILE_RESYNC_DEFAULT_S 600
+
+/* What one step did, for logs, metrics and tests. */
+struct reconcile_report {
+    size_t certificates_synced;
+    size_t issued; /* new certificates stored */
+    size_t failed; /* issuances that failed */
+    size_t statuses_written;
+    bool rendered;                      /* a configuration with new content was made */
+    bool pushed;                        /* ... and the push callback accepted it */
+    int64_t generation;                 /* of that configuration */
+    char push_error[AEGIS_ERR_MSG_MAX]; /* the push callback's error; "" */
+};
+
+struct reconciler;
+
+int reconcile_new(const struct reconcile_opts *opts, struct reconciler **out,
+                  struct aegis_err *err);
+/* Frees the reconciler (the snapshot reference included). Accepts NULL. */
+void reconcile_free(struct reconciler *r);
+
+/* Hands over a new snapshot (taking a reference; the previous one is released at the next
+ * step): every object becomes due. */
+void reconcile_set_snapshot(struct reconciler *r, struct watch_snapshot *snap);
+
+/*
+ * Runs what is due at now (Unix seconds). Returns when something is due next (Unix seconds;
+ * now when work is left over), never 0 while the reconciler has objects (the resync).
+ */
+int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_report *rep);
+
+/* The status JSON of an object (kind "Issuer", "Certificate" or "Host"), a new reference, or
+ * NULL when there is no such object: for the read-only API and tests. */
+json_t *reconcile_status_json(const struct reconciler *r, const char *kind, const char *ns,
+                              const char *name);
+
+#endif

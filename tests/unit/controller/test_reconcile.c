@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for controller/reconcile.c: a real watched directory (watch.h), a real store and
+ * the local CA, time moved by hand, and a push callback that hands every document to the
+ * dataplane's own parser (rconf_parse). Checked: the first step issues the implicit and explicit
+ * Certificates, renders and pushes once, and writes Ready status files; a step with nothing due
+ * does nothing; the next due time is the earliest renewal; renewal at that time re-issues and
+ * pushes; a refused push is retried and reported on the Hosts; a removed resource loses its
+ * status file and the configuration changes; max_issuances bounds a step.
+ */
+#include <ftw.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aegis/alloc.h"
+#include "aegis/masterkey.h"
+#include "aegis/rconf.h"
+#include "aegis/store.h"
+#include "check.h"
+#include "reconcile.h"
+#include "watch.h"
+
+#define T0 1750000000LL
+#define DAY 86400LL
+
+static char tmpdir[] = "/tmp/aegis-test-reconcile-XXXXXX";
+static char *secrets, *status; /* <tmpdir>/secrets, <tmpdir>/status */
+static struct store *st;
+static int64_t clk_ms = 1000;
+
+/* What the push callback saw. */
+static struct {
+    int calls, refuse;
+    struct rconf *last;
+} pushes;
+
+static int push(void *ctx, const char *json, size_t len, int64_t generation, struct aegis_err *err)
+{
+    struct aegis_diags d;
+    struct rconf *rc = NULL;
+
+    (void)ctx;
+    pushes.calls++;
+    if (pushes.refuse)
+        return aegis_err_set(err, -AEGIS_E_INVALID, "dataplane", "test refusal");
+    aegis_diags_init(&d);
+    rconf_parse(json, len, NULL, &rc, &d);
+    aegis_diags_dispose(&d);
+    CHECK(rc != NULL && rc->generation == generation,
+          "the pushed document parses, with its generation");
+    rconf_unref(pushes.last);
+    pushes.last = rc;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static char *P(const char *rel)
+{
+    static char buf[4][512];
+    static int i;
+
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s", tmpdir, rel);
+    return buf[i];
+}
+
+static void write_file(const char *rel, const char *text)
+{
+    FILE *f = fopen(P(rel), "w");
+
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Runs the watcher until it is idle; returns how many snapshots it made. */
+static int settle(struct watch_source *w)
+{
+    struct pollfd pfd = {.fd = watch_fd(w), .events = POLLIN};
+    int reloads = 0;
+
+    for (int i = 0; i < 400; i++) {
+        int64_t next;
+        int rc = watch_process(w, clk_ms, &next);
+
+        if (rc < 0)
+            return -1;
+        reloads += rc;
+        if (next == WATCH_NO_DEADLINE) {
+            if (poll(&pfd, 1, 20) == 0)
+                return reloads;
+        } else if (next > clk_ms) {
+            clk_ms = next;
+        }
+    }
+    return -1;
+}
+
+static int open_store(void)
+{
+    struct aegis_keyring ring;
+    struct aegis_masterkey mk;
+    unsigned char raw[MASTERKEY_BYTES];
+    struct aegis_err err = {0};
+    int rc;
+
+    memset(raw, 0x33, sizeof(raw));
+    masterkey_set(&mk, raw);
+    masterkey_ring_init(&ring);
+    masterkey_ring_add(&ring, &mk, &err);
+    ring.origin = MASTERKEY_ORIGIN_MEMORY;
+    rc = store_open_fs(P("state"), &ring, &st, &err);
+    masterkey_ring_dispose(&ring);
+    masterkey_cleanse(&mk);
+    return rc;
+}
+
+static const struct rconf_host *host_of(const struct rconf *rc, const char *name)
+{
+    for (size_t i = 0; rc != NULL && i < rc->n_hosts; i++) {
+        if (strcmp(rc->hosts[i].name, name) == 0)
+            return &rc->hosts[i];
+    }
+    return NULL;
+}
+
+static bool file_has(const char *rel, const char *needle)
+{
+    FILE *f = fopen(P(rel), "r");
+    char buf[8192];
+    size_t n;
+
+    if (f == NULL)
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+#define RES(kind, name, spec)                                                                      \
+    "---\napiVersion: aegis.dev/v1alpha1\nkind: " kind "\nmetadata: {name: " name "}\nspec: " spec \
+    "\n"
+
+static const char *const HTTP[] = {"127.0.0.1:8080"};
+static const char *const HTTPS[] = {"127.0.0.1:8443"};
+
+static void test_loop(void)
+{
+    const char *paths[1];
+    struct watch_source *w = NULL;
+    struct reconcile_opts o = {0};
+    struct reconciler *r = NULL;
+    struct reconcile_report rep;
+    struct aegis_err err = {0};
+    const struct rconf_host *h;
+    int64_t next, renew;
+
+    mkdir(P("res"), 0700);
+    write_file("res/issuer.yaml", RES("Issuer", "local", "{ca: {}}"));
+    write_file("res/app.yaml",
+               RES("Host", "app",
+                   "{hostnames: [app.test], upstreams: [{url: 'http://127.0.0.1:9000'}], "
+                   "tls: {mode: acme, issuerRef: {name: local}}}"));
+    write_file("res/spare.yaml", RES("Certificate", "spare",
+                                     "{issuerRef: {name: local}, dnsNames: [spare.test], "
+                                     "duration: 240h}"));
+    paths[0] = P("res");
+    CHECK_INT(watch_new(paths, 1, NULL, clk_ms, &w, &err), 0, "watching the directory");
+    if (w == NULL) {
+        printf("# %s\n", err.msg);
+        return;
+    }
+    o.store = st;
+    o.secrets_dir = secrets;
+    o.status_dir = status;
+    o.render.http = HTTP;
+    o.render.n_http = 1;
+    o.render.https = HTTPS;
+    o.render.n_https = 1;
+    o.push = push;
+    CHECK_INT(reconcile_new(&o, &r, &err), 0, "reconciler made");
+    {
+        struct watch_snapshot *s = watch_ref_snapshot(w);
+
+        reconcile_set_snapshot(r, s);
+        watch_snapshot_unref(s);
+    }
+
+    next = reconcile_step(r, T0, &rep);
+    CHECK(rep.issued == 2 && rep.rendered && rep.pushed && pushes.calls == 1,
+          "first step: the implicit and the explicit Certificate issued, one push");
+    h = host_of(pushes.last, "default/app");
+    CHECK(h != NULL && h->cert != NULL && pushes.last->n_certs == 1,
+          "the Host serves its implicit Certificate; the spare one is listed by SAN");
+    CHECK(file_has("status/Certificate/default/app-tls.json", "\"Ready\"") &&
+              file_has("status/Certificate/default/app-tls.json", "\"True\"") &&
+              file_has("status/Host/default/app.json", "\"True\"") &&
+              file_has("status/Issuer/default/local.json", "\"True\""),
+          "status files say Ready for the Issuer, the Certificate and the Host");
+    CHECK(!file_has("status/Certificate/default/app-tls.json", "PRIVATE KEY"),
+          "no key in a status file");
+    CHECK(next > T0 && next < T0 + 240 * DAY, "next due: the earliest renewal or resync");
+
+    reconcile_step(r, T0 + 5, &rep);
+    CHECK(rep.issued == 0 && !rep.rendered && pushes.calls == 1,
+          "a step with nothing due issues and pushes nothing");
+
+    /* spare (240 h) renews first: two thirds into its lifetime, give or take the jitter. */
+    renew = T0 + 160 * 3600;
+    for (int64_t t = T0 + 10; t < renew + 40 * 3600 && rep.issued == 0; t = next) {
+        next = reconcile_step(r, t, &rep);
+        if (next <= t)
+            next = t + 1;
+    }
+    CHECK(rep.issued == 1 && rep.pushed && pushes.calls == 2,
+          "the renewal comes at its time, by the timer, and is pushed");
+
+    pushes.refuse = 1;
+    write_file("res/spare.yaml", RES("Certificate", "spare",
+                                     "{issuerRef: {name: local}, dnsNames: [spare.test, "
+                                     "more.test], duration: 240h}"));
+    CHECK(settle(w) >= 1, "the edit makes a snapshot");
+    {
+        struct watch_snapshot *s = watch_ref_snapshot(w);
+
+        reconcile_set_snapshot(r, s);
+        watch_snapshot_unref(s);
+    }
+    next = reconcile_step(r, renew + 41 * 3600, &rep);
+    CHECK(rep.issued == 1 && rep.rendered && !rep.pushed && rep.push_error[0] != '\0',
+          "a refused push is reported");
+    CHECK(file_has("status/Host/default/app.json", "test refusal"), "... on the Host's status");
+    CHECK(next <= renew + 41 * 3600 + 5, "... and retried soon");
+    pushes.refuse = 0;
+    reconcile_step(r, next, &rep);
+    CHECK(rep.pushed, "the retry pushes");
+
+    unlink(P("res/spare.yaml"));
+    CHECK(settle(w) >= 1, "the removal makes a snapshot");
+    {
+        struct watch_snapshot *s = watch_ref_snapshot(w);
+
+        reconcile_set_snapshot(r, s);
+        watch_snapshot_unref(s);
+    }
+    reconcile_step(r, next + 10, &rep);
+    CHECK(rep.pushed && pushes.last != NULL && pushes.last->n_certs == 0,
+          "a removed Certificate leaves the configuration");
+    CHECK(access(P("status/Certificate/default/spare.json"), F_OK) != 0,
+          "... and its status file goes");
+    reconcile_free(r);
+    watch_free(w);
+}
+
+static void test_bounded(void)
+{
+    const char *paths[1];
+    struct watch_source *w = NULL;
+    struct reconcile_opts o = {0};
+    struct reconciler *r = NULL;
+    struct reconcile_report rep;
+    struct aegis_err err = {0};
+    int64_t next;
+
+    mkdir(P("many"), 0700);
+    write_file("many/all.yaml", RES("Issuer", "local", "{ca: {}}") RES("Certificate", "c1",
+                                                                       "{issuerRef: {name: local}, "
+                                                                       "dnsNames: [c1.test]}")
+                                    RES("Certificate", "c2",
+                                        "{issuerRef: {name: local}, "
+                                        "dnsNames: [c2.test]}") RES("Certificate", "c3",
+                                                                    "{issuerRef: {name: local}, "
+                                                                    "dnsNames: [c3.test]}"));
+    paths[0] = P("many");
+    if (watch_new(paths, 1, NULL, clk_ms, &w, &err) < 0) {
+        CHECK(0, "watching the second directory");
+        return;
+    }
+    o.store = st;
+    o.secrets_dir = secrets;
+    o.max_issuances = 1;
+    o.render.http = HTTP;
+    o.render.n_http = 1;
+    reconcile_new(&o, &r, &err);
+    {
+        struct watch_snapshot *s = watch_ref_snapshot(w);
+
+        reconcile_set_snapshot(r, s);
+        watch_snapshot_unref(s);
+    }
+    next = reconcile_step(r, T0 + 500 * DAY, &rep);
+    CHECK(rep.issued == 1 && next == T0 + 500 * DAY,
+          "max_issuances 1: one issuance, and the step says more is due now");
+    reconcile_step(r, next, &rep);
+    CHECK_INT(rep.issued, 1, "the next step issues the next one");
+    reconcile_step(r, next, &rep);
+    CHECK_INT(rep.issued, 1, "and the last");
+    reconcile_step(r, next, &rep);
+    CHECK_INT(rep.issued, 0, "then nothing");
+    reconcile_free(r);
+    watch_free(w);
+}
+
+int main(void)
+{
+    if (mkdtemp(tmpdir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    secrets = aegis_asprintf("%s/secrets", tmpdir);
+    status = aegis_asprintf("%s/status", tmpdir);
+    if (open_store() == 0) {
+        test_loop();
+        test_bounded();
+    } else {
+        CHECK(0, "store opened");
+    }
+    rconf_unref(pushes.last);
+    store_close(st);
+    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(secrets);
+    free(status);
+    return check_done();
+}
