@@ -267,7 +267,8 @@ int decide_host_certificate_name(const struct aegis_resource *host, char *buf, s
     X(CERTIFICATE_NOT_FOUND, "CertificateNotFound")  /* no such Certificate: fallback */           \
     X(CERTIFICATE_NOT_READY, "CertificateNotReady")  /* not ready: previous one or fallback */     \
     X(NOT_SERVED, "NotServed")                       /* left out of the configuration: why */      \
-    X(CONFIGURATION_REFUSED, "ConfigurationRefused") /* the dataplane refused the config */
+    X(CONFIGURATION_REFUSED, "ConfigurationRefused") /* the dataplane refused the config */        \
+    X(DATAPLANE_UNREACHABLE, "DataplaneUnreachable") /* the push did not reach it */
 
 enum decide_host_reason {
 #define DECIDE_HOST_REASON_ENUM(e, name) DECIDE_HOST_REASON_##e,

@@ -73,6 +73,7 @@ struct reconciler {
     bool pushed_once;
     int64_t generation;
     char push_error[AEGIS_ERR_MSG_MAX];
+    int push_rc; /* of the last push; -EIO: the dataplane was not reached */
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -530,7 +531,8 @@ static void host_statuses(struct reconciler *r, const struct render_result *rr, 
             si.cert_message = h->message;
         } else if (r->push_error[0] != '\0') {
             d.ready = false;
-            d.reason = DECIDE_HOST_REASON_CONFIGURATION_REFUSED;
+            d.reason = r->push_rc == -EIO ? DECIDE_HOST_REASON_DATAPLANE_UNREACHABLE
+                                          : DECIDE_HOST_REASON_CONFIGURATION_REFUSED;
             si.cert_message = r->push_error;
         } else if (h->message[0] != '\0') {
             si.cert_message = h->message;
@@ -570,8 +572,10 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
         rep->rendered = true;
         rep->generation = r->generation;
         r->push_error[0] = '\0';
-        if (r->opts.push == NULL ||
-            r->opts.push(r->opts.push_ctx, text, strlen(text), r->generation, &e) == 0) {
+        r->push_rc = r->opts.push != NULL
+                         ? r->opts.push(r->opts.push_ctx, text, strlen(text), r->generation, &e)
+                         : 0;
+        if (r->push_rc == 0) {
             memcpy(r->pushed_digest, digest, sizeof(digest));
             r->pushed_once = true;
             rep->pushed = r->opts.push != NULL;
@@ -631,6 +635,11 @@ void reconcile_set_snapshot(struct reconciler *r, struct watch_snapshot *snap)
     r->pending = watch_snapshot_ref(snap);
 }
 
+void reconcile_repush(struct reconciler *r)
+{
+    r->pushed_once = false;
+}
+
 int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_report *rep)
 {
     bool changed = r->pending != NULL, stored = false;
@@ -673,7 +682,7 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
         }
     }
     free(due);
-    if (changed || stored || r->push_error[0] != '\0')
+    if (changed || stored || r->push_error[0] != '\0' || !r->pushed_once)
         render_and_push(r, now, rep);
     if (r->opts.status_dir != NULL) {
         for (size_t b = 0; b < r->n_buckets; b++) {

@@ -41,7 +41,8 @@ struct reconcile_opts {
     /*
      * Called with a rendered configuration whose content differs from the last one pushed
      * successfully (json: len bytes, NUL-terminated). Returns 0 when the dataplane took it; a
-     * refusal (negative, err saying why) is reported on every Host and retried at the next step.
+     * refusal (negative, err saying why; -EIO when the dataplane was not reached) is reported on
+     * every Host and retried shortly.
      * NULL: nothing is pushed.
      */
     int (*push)(void *ctx, const char *json, size_t len, int64_t generation, struct aegis_err *err);
@@ -73,6 +74,10 @@ void reconcile_free(struct reconciler *r);
 /* Hands over a new snapshot (taking a reference; the previous one is released at the next
  * step): every object becomes due. */
 void reconcile_set_snapshot(struct reconciler *r, struct watch_snapshot *snap);
+
+/* The dataplane lost its configuration (it was restarted): render and push at the next step
+ * even if nothing changed. */
+void reconcile_repush(struct reconciler *r);
 
 /*
  * Runs what is due at now (Unix seconds). Returns when something is due next (Unix seconds;

@@ -529,6 +529,10 @@ bool status_host_update(struct aegis_host_status *st, const struct status_host_i
                  "the dataplane refused the configuration (%s); it keeps serving the previous one",
                  in->cert_message != NULL ? in->cert_message : "no reason given");
         break;
+    case DECIDE_HOST_REASON_DATAPLANE_UNREACHABLE:
+        snprintf(msg, sizeof(msg), "the configuration could not be pushed (%s); retrying",
+                 in->cert_message != NULL ? in->cert_message : "no reason given");
+        break;
     case DECIDE_HOST_REASON_CERTIFICATE_NOT_READY:
     case DECIDE_HOST_REASON_COUNT_:
         snprintf(msg, sizeof(msg), "Certificate %s/%s is not ready%s%s%s; %s", ns, name,

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The controller daemon (daemon.h).
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aegis/alloc.h"
+#include "aegis/limits.h"
+#include "aegis/log.h"
+#include "aegis/masterkey.h"
+#include "aegis/pki.h"
+#include "aegis/store.h"
+#include "issuer/selfsigned.h"
+#include "push.h"
+#include "reconcile.h"
+#include "secret.h"
+#include "supervise.h"
+#include "watch.h"
+
+/* Names the fallback certificate covers when no Host has any. */
+#define FALLBACK_NAME_NONE "aegis-fallback.invalid"
+
+struct daemon {
+    const struct daemon_opts *o;
+    struct store *store;
+    struct watch_source *watch;
+    struct reconciler *rec;
+    struct supervisor *sv;
+    struct push_target target;
+    char *socket_path, *secrets_dir, *status_dir, *dp_state_dir;
+    char *fallback_chain, *fallback_key;
+    int sigfd;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int push(void *ctx, const char *json, size_t len, int64_t generation, struct aegis_err *err)
+{
+    struct daemon *d = ctx;
+    int rc = push_config(&d->target, json, len, err);
+
+    if (rc == 0)
+        aegis_log(AEGIS_LOG_INFO, "push", "configuration %lld served by the dataplane at %s",
+                  (long long)generation, push_target_name(&d->target));
+    return rc;
+}
+
+/*
+ * The fallback certificate, made in memory at start for the TLS hostnames of the first snapshot
+ * (never stored: it is made again at every start, so its key is never on disk).
+ */
+static int make_fallback(struct daemon *d, struct watch_snapshot *snap, struct aegis_err *err)
+{
+    const struct aegis_resource_set *set = watch_snapshot_resources(snap);
+    char **names = aegis_calloc(AEGIS_LIMIT_SANS + 1, sizeof(*names));
+    STACK_OF(X509) *chain = NULL;
+    EVP_PKEY *key = NULL;
+    size_t n = 0, len;
+    int rc;
+
+    for (size_t i = 0; i < set->n && n < AEGIS_LIMIT_SANS; i++) {
+        const struct aegis_resource *r = set->v[i];
+
+        if (r->kind != AEGIS_KIND_HOST || r->spec.host.tls.mode == AEGIS_TLS_MODE_NONE)
+            continue;
+        for (size_t k = 0; k < r->spec.host.hostnames.n && n < AEGIS_LIMIT_SANS; k++)
+            names[n++] = r->spec.host.hostnames.v[k];
+    }
+    if (n == 0)
+        names[n++] = FALLBACK_NAME_NONE;
+    rc = selfsigned_fallback(names, n, (int64_t)time(NULL), &chain, &key, err);
+    if (rc == 0)
+        rc = pki_chain_to_pem(chain, &d->fallback_chain, &len, err);
+    if (rc == 0)
+        rc = pki_key_to_pem(key, &d->fallback_key, &len, err);
+    pki_chain_free(chain);
+    EVP_PKEY_free(key);
+    free(names);
+    return rc;
+}
+
+static int open_store(struct daemon *d, struct aegis_err *err)
+{
+    struct aegis_keyring ring;
+    struct masterkey_source src = {
+        .state_dir = d->o->state_dir, .key_file = d->o->key_file, .create = true};
+    int rc;
+
+    masterkey_ring_init(&ring);
+    rc = masterkey_ring_load(&ring, &src, err);
+    if (rc == 0)
+        rc = store_open_fs(d->o->state_dir, &ring, &d->store, err);
+    masterkey_ring_dispose(&ring);
+    return rc;
+}
+
+/* aegis-dataplane next to this program, else on PATH. */
+static char *dataplane_path(const char *given)
+{
+    char self[PATH_MAX];
+    ssize_t n;
+
+    if (given != NULL)
+        return aegis_strdup(given);
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        char *slash, *p;
+
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            p = aegis_asprintf("%s/aegis-dataplane", self);
+            if (access(p, X_OK) == 0)
+                return p;
+            free(p);
+        }
+    }
+    return aegis_strdup("/usr/bin/aegis-dataplane");
+}
+
+static int start_dataplane(struct daemon *d, struct aegis_err *err)
+{
+    char *bin = dataplane_path(d->o->dataplane_bin);
+    char *argv[16];
+    size_t n = 0;
+    int rc;
+
+    argv[n++] = bin;
+    argv[n++] = "--admin-socket";
+    argv[n++] = d->socket_path;
+    argv[n++] = "--state-dir";
+    argv[n++] = d->dp_state_dir;
+    argv[n] = NULL;
+    rc = supervise_new(argv, &d->sv, err);
+    free(bin);
+    return rc;
+}
+
+static int setup(struct daemon *d, struct aegis_err *err)
+{
+    const struct daemon_opts *o = d->o;
+    struct reconcile_opts ro = {0};
+    struct watch_snapshot *snap;
+    sigset_t set;
+    int rc;
+
+    rc = open_store(d, err);
+    if (rc < 0)
+        return rc;
+    d->secrets_dir = o->secrets_dir != NULL
+                         ? aegis_strdup(o->secrets_dir)
+                         : aegis_asprintf("%s/" SECRET_DIR_DEFAULT_SUBDIR, o->state_dir);
+    d->status_dir = aegis_asprintf("%s/status", o->state_dir);
+    d->dp_state_dir = aegis_asprintf("%s/dataplane", o->state_dir);
+    d->socket_path = o->dataplane_socket != NULL
+                         ? aegis_strdup(o->dataplane_socket)
+                         : aegis_asprintf("%s/dataplane/admin.sock", o->state_dir);
+    d->target.unix_socket = d->socket_path;
+    rc = store__mkdir_private(d->dp_state_dir, err);
+    if (rc < 0)
+        return rc;
+    /* The watcher first: libinotifytools needs its descriptor below 1024 (watch.h). */
+    rc = watch_new(o->watch, o->n_watch, NULL, mono_ms(), &d->watch, err);
+    if (rc < 0)
+        return rc;
+    snap = watch_ref_snapshot(d->watch);
+    rc = make_fallback(d, snap, err);
+    if (rc == 0) {
+        ro.store = d->store;
+        ro.secrets_dir = d->secrets_dir;
+        ro.status_dir = d->status_dir;
+        ro.render.http = o->http;
+        ro.render.n_http = o->n_http;
+        ro.render.https = o->https;
+        ro.render.n_https = o->n_https;
+        ro.render.workers = o->workers;
+        ro.render.redirect_port = (uint16_t)o->redirect_port;
+        ro.render.fallback_chain_pem = d->fallback_chain;
+        ro.render.fallback_key_pem = d->fallback_key;
+        ro.push = push;
+        ro.push_ctx = d;
+        rc = reconcile_new(&ro, &d->rec, err);
+    }
+    if (rc == 0)
+        reconcile_set_snapshot(d->rec, snap);
+    watch_snapshot_unref(snap);
+    if (rc < 0)
+        return rc;
+    if (!o->no_dataplane) {
+        rc = start_dataplane(d, err);
+        if (rc < 0)
+            return rc;
+    }
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    d->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (d->sigfd < 0)
+        return aegis_err_set(err, -errno, "controller", "signalfd: %s", strerror(errno));
+    return 0;
+}
+
+static void log_snapshot(struct watch_snapshot *snap)
+{
+    const struct aegis_diags *diags = watch_snapshot_diags(snap);
+    char line[1024];
+
+    for (size_t i = 0; i < diags->n; i++) {
+        aegis_diag_format(&diags->v[i], line, sizeof(line));
+        aegis_log(diags->v[i].sev == AEGIS_SEV_ERROR ? AEGIS_LOG_ERROR : AEGIS_LOG_WARN, "watch",
+                  "%s", line);
+    }
+    aegis_log(AEGIS_LOG_INFO, "watch", "%zu resource(s) read", watch_snapshot_resources(snap)->n);
+}
+
+static void log_report(const struct reconcile_report *rep)
+{
+    if (rep->issued > 0 || rep->failed > 0)
+        aegis_log(AEGIS_LOG_INFO, "reconcile", "%zu certificate(s) issued, %zu failed", rep->issued,
+                  rep->failed);
+    if (rep->push_error[0] != '\0')
+        aegis_log(AEGIS_LOG_WARN, "push", "%s", rep->push_error);
+}
+
+static int loop(struct daemon *d)
+{
+    int64_t due = 0; /* reconcile: Unix seconds */
+
+    for (;;) {
+        int64_t now_ms = mono_ms(), watch_next = WATCH_NO_DEADLINE, sv_next = INT64_MAX, wait_ms;
+        int64_t now = (int64_t)time(NULL);
+        struct pollfd pfd[2] = {{.fd = watch_fd(d->watch), .events = POLLIN},
+                                {.fd = d->sigfd, .events = POLLIN}};
+        struct reconcile_report rep;
+        int rc = watch_process(d->watch, now_ms, &watch_next);
+
+        if (rc == 1) {
+            struct watch_snapshot *snap = watch_ref_snapshot(d->watch);
+
+            log_snapshot(snap);
+            reconcile_set_snapshot(d->rec, snap);
+            watch_snapshot_unref(snap);
+            due = 0;
+        }
+        if (d->sv != NULL && supervise_poll(d->sv, now_ms, &sv_next) == 1) {
+            reconcile_repush(d->rec);
+            due = 0;
+        }
+        if (due <= now) {
+            due = reconcile_step(d->rec, now, &rep);
+            log_report(&rep);
+            if (d->o->once && rep.push_error[0] == '\0' && due > now)
+                return 0;
+        }
+        wait_ms = (due - now) * 1000;
+        if (watch_next != WATCH_NO_DEADLINE && watch_next - now_ms < wait_ms)
+            wait_ms = watch_next - now_ms;
+        if (sv_next != INT64_MAX && sv_next - now_ms < wait_ms)
+            wait_ms = sv_next - now_ms;
+        if (wait_ms < 0)
+            wait_ms = 0;
+        if (wait_ms > INT32_MAX)
+            wait_ms = INT32_MAX;
+        if (poll(pfd, 2, (int)wait_ms) > 0 && (pfd[1].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+
+            if (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                aegis_log(AEGIS_LOG_INFO, "controller", "%s: stopping",
+                          si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+                return 0;
+            }
+        }
+    }
+}
+
+int daemon_run(const struct daemon_opts *o)
+{
+    struct daemon d = {.o = o, .sigfd = -1};
+    struct aegis_err err = {0};
+    int status = 1;
+
+    if (setup(&d, &err) < 0)
+        aegis_log(AEGIS_LOG_ERROR, "controller", "%s%s%s", err.where, err.where[0] ? ": " : "",
+                  err.msg);
+    else
+        status = loop(&d);
+    supervise_free(d.sv);
+    reconcile_free(d.rec);
+    watch_free(d.watch);
+    store_close(d.store);
+    if (d.sigfd >= 0)
+        close(d.sigfd);
+    free(d.socket_path);
+    free(d.secrets_dir);
+    free(d.status_dir);
+    free(d.dp_state_dir);
+    free(d.fallback_chain);
+    pki_secret_free_str(d.fallback_key);
+    return status;
+}
