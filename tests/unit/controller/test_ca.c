@@ -30,6 +30,7 @@
 #include "issuer/ca.h"
 #include "issuer/issuer.h"
 #include "secret.h"
+#include "testutil.h"
 
 #define NOW 1750000000LL
 #define DAY 86400LL
@@ -38,31 +39,10 @@
 static char tmpdir[] = "/tmp/aegis-test-ca-XXXXXX";
 static struct store *st;
 
-static void rm_rf(const char *path)
-{
-    char *cmd = aegis_asprintf("rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        printf("# cannot remove %s\n", path);
-    free(cmd);
-}
-
 /* Opens the store in dir with the test master key. */
 static int store_at(const char *dir, struct store **out, struct aegis_err *err)
 {
-    struct aegis_keyring ring;
-    struct aegis_masterkey mk;
-    unsigned char raw[MASTERKEY_BYTES];
-    int rc;
-
-    memset(raw, 0x42, sizeof(raw));
-    masterkey_set(&mk, raw);
-    masterkey_ring_init(&ring);
-    masterkey_ring_add(&ring, &mk, err);
-    ring.origin = MASTERKEY_ORIGIN_MEMORY;
-    rc = store_open_fs(dir, &ring, out, err);
-    masterkey_ring_dispose(&ring);
-    masterkey_cleanse(&mk);
-    return rc;
+    return testutil_store_open(dir, 0x42, out, err);
 }
 
 static void open_store(void)
@@ -898,6 +878,6 @@ int main(void)
         test_local_ca_race();
     }
     store_close(st);
-    rm_rf(tmpdir);
+    testutil_rm_rf(tmpdir);
     return check_done();
 }

@@ -12,13 +12,13 @@
 #include <string.h>
 
 #include "aegis/alloc.h"
-#include "aegis/masterkey.h"
 #include "aegis/pki.h"
 #include "aegis/resource.h"
 #include "aegis/store.h"
 #include "certsync.h"
 #include "check.h"
 #include "status.h"
+#include "testutil.h"
 
 #define T0 1750000000LL
 #define DAY 86400LL
@@ -26,32 +26,12 @@
 static char tmpdir[] = "/tmp/aegis-test-certsync-XXXXXX";
 static struct store *st;
 
-static void rm_rf(const char *path)
-{
-    char *cmd = aegis_asprintf("rm -rf '%s'", path);
-
-    if (system(cmd) != 0)
-        printf("# cannot remove %s\n", path);
-    free(cmd);
-}
-
 static int open_store(void)
 {
-    struct aegis_keyring ring;
-    struct aegis_masterkey mk;
-    unsigned char raw[MASTERKEY_BYTES];
-    struct aegis_err err = {0};
     char *dir = aegis_asprintf("%s/state", tmpdir);
-    int rc;
+    struct aegis_err err = {0};
+    int rc = testutil_store_open(dir, 0x24, &st, &err);
 
-    memset(raw, 0x24, sizeof(raw));
-    masterkey_set(&mk, raw);
-    masterkey_ring_init(&ring);
-    masterkey_ring_add(&ring, &mk, &err);
-    ring.origin = MASTERKEY_ORIGIN_MEMORY;
-    rc = store_open_fs(dir, &ring, &st, &err);
-    masterkey_ring_dispose(&ring);
-    masterkey_cleanse(&mk);
     free(dir);
     if (rc < 0)
         printf("# %s\n", err.msg);
@@ -321,6 +301,6 @@ int main(void)
         test_supplied();
     }
     store_close(st);
-    rm_rf(tmpdir);
+    testutil_rm_rf(tmpdir);
     return check_done();
 }

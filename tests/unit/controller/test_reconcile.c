@@ -8,8 +8,6 @@
  * pushes; a refused push is retried and reported on the Hosts; a removed resource loses its
  * status file and the configuration changes; max_issuances bounds a step.
  */
-#include <ftw.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +15,13 @@
 #include <unistd.h>
 
 #include "aegis/alloc.h"
-#include "aegis/masterkey.h"
 #include "aegis/rconf.h"
 #include "aegis/store.h"
 #include "check.h"
 #include "reconcile.h"
+#include "testutil.h"
 #include "watch.h"
+#include "watchutil.h"
 
 #define T0 1750000000LL
 #define DAY 86400LL
@@ -57,14 +56,6 @@ static int push(void *ctx, const char *json, size_t len, int64_t generation, str
     return 0;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static char *P(const char *rel)
 {
     static char buf[4][512];
@@ -83,46 +74,18 @@ static void write_file(const char *rel, const char *text)
     fclose(f);
 }
 
-/* Runs the watcher until it is idle; returns how many snapshots it made. */
-static int settle(struct watch_source *w)
-{
-    struct pollfd pfd = {.fd = watch_fd(w), .events = POLLIN};
-    int reloads = 0;
-
-    for (int i = 0; i < 400; i++) {
-        int64_t next;
-        int rc = watch_process(w, clk_ms, &next);
-
-        if (rc < 0)
-            return -1;
-        reloads += rc;
-        if (next == WATCH_NO_DEADLINE) {
-            if (poll(&pfd, 1, 20) == 0)
-                return reloads;
-        } else if (next > clk_ms) {
-            clk_ms = next;
-        }
-    }
-    return -1;
-}
-
 static int open_store(void)
 {
-    struct aegis_keyring ring;
-    struct aegis_masterkey mk;
-    unsigned char raw[MASTERKEY_BYTES];
-    struct aegis_err err = {0};
-    int rc;
+    return testutil_store_open(P("state"), 0x33, &st, NULL);
+}
 
-    memset(raw, 0x33, sizeof(raw));
-    masterkey_set(&mk, raw);
-    masterkey_ring_init(&ring);
-    masterkey_ring_add(&ring, &mk, &err);
-    ring.origin = MASTERKEY_ORIGIN_MEMORY;
-    rc = store_open_fs(P("state"), &ring, &st, &err);
-    masterkey_ring_dispose(&ring);
-    masterkey_cleanse(&mk);
-    return rc;
+/* Gives the reconciler the watcher's latest snapshot. */
+static void hand_snapshot(struct reconciler *r, struct watch_source *w)
+{
+    struct watch_snapshot *s = watch_ref_snapshot(w);
+
+    reconcile_set_snapshot(r, s);
+    watch_snapshot_unref(s);
 }
 
 static const struct rconf_host *host_of(const struct rconf *rc, const char *name)
@@ -190,12 +153,7 @@ static void test_loop(void)
     o.render.n_https = 1;
     o.push = push;
     CHECK_INT(reconcile_new(&o, &r, &err), 0, "reconciler made");
-    {
-        struct watch_snapshot *s = watch_ref_snapshot(w);
-
-        reconcile_set_snapshot(r, s);
-        watch_snapshot_unref(s);
-    }
+    hand_snapshot(r, w);
 
     next = reconcile_step(r, T0, &rep);
     CHECK(rep.issued == 2 && rep.rendered && rep.pushed && pushes.calls == 1,
@@ -230,13 +188,8 @@ static void test_loop(void)
     write_file("res/spare.yaml", RES("Certificate", "spare",
                                      "{issuerRef: {name: local}, dnsNames: [spare.test, "
                                      "more.test], duration: 240h}"));
-    CHECK(settle(w) >= 1, "the edit makes a snapshot");
-    {
-        struct watch_snapshot *s = watch_ref_snapshot(w);
-
-        reconcile_set_snapshot(r, s);
-        watch_snapshot_unref(s);
-    }
+    CHECK(watchutil_settle(w, &clk_ms) >= 1, "the edit makes a snapshot");
+    hand_snapshot(r, w);
     next = reconcile_step(r, renew + 41 * 3600, &rep);
     CHECK(rep.issued == 1 && rep.rendered && !rep.pushed && rep.push_error[0] != '\0',
           "a refused push is reported");
@@ -247,13 +200,8 @@ static void test_loop(void)
     CHECK(rep.pushed, "the retry pushes");
 
     unlink(P("res/spare.yaml"));
-    CHECK(settle(w) >= 1, "the removal makes a snapshot");
-    {
-        struct watch_snapshot *s = watch_ref_snapshot(w);
-
-        reconcile_set_snapshot(r, s);
-        watch_snapshot_unref(s);
-    }
+    CHECK(watchutil_settle(w, &clk_ms) >= 1, "the removal makes a snapshot");
+    hand_snapshot(r, w);
     reconcile_step(r, next + 10, &rep);
     CHECK(rep.pushed && pushes.last != NULL && pushes.last->n_certs == 0,
           "a removed Certificate leaves the configuration");
@@ -293,12 +241,7 @@ static void test_bounded(void)
     o.render.http = HTTP;
     o.render.n_http = 1;
     reconcile_new(&o, &r, &err);
-    {
-        struct watch_snapshot *s = watch_ref_snapshot(w);
-
-        reconcile_set_snapshot(r, s);
-        watch_snapshot_unref(s);
-    }
+    hand_snapshot(r, w);
     next = reconcile_step(r, T0 + 500 * DAY, &rep);
     CHECK(rep.issued == 1 && next == T0 + 500 * DAY,
           "max_issuances 1: one issuance, and the step says more is due now");
@@ -328,7 +271,7 @@ int main(void)
     }
     rconf_unref(pushes.last);
     store_close(st);
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    testutil_rm_rf(tmpdir);
     free(secrets);
     free(status);
     return check_done();

@@ -29,6 +29,7 @@
 #include "aegis/log.h"
 #include "check.h"
 #include "watch.h"
+#include "watchutil.h"
 
 #define ISSUER(name)                                                                               \
     "apiVersion: aegis.dev/v1alpha1\nkind: Issuer\nmetadata: {name: " name "}\nspec: {ca: {}}\n"
@@ -106,34 +107,13 @@ static void rmtree(const char *rel)
     nftw(P(rel), rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/*
- * Runs the source until it is idle: no deadline left and the descriptor quiet for 20 ms, moving
- * the injected clock to each deadline. Returns how many snapshots were produced, or -1 when it
- * did not settle within a bounded number of steps (a failed check, never a hang).
- */
+/* Runs the source until it is idle (watchutil.h); a failure is a failed check. */
 static int settle(struct watch_source *w)
 {
-    struct pollfd pfd = {.fd = watch_fd(w), .events = POLLIN};
-    int reloads = 0;
+    int rc = watchutil_settle(w, &clk);
 
-    for (int i = 0; i < 400; i++) {
-        int64_t next;
-        int rc = watch_process(w, clk, &next);
-
-        if (rc < 0) {
-            CHECK(0, "watch_process failed");
-            return -1;
-        }
-        reloads += rc;
-        if (next == WATCH_NO_DEADLINE) {
-            if (poll(&pfd, 1, 20) == 0)
-                return reloads;
-        } else if (next > clk) {
-            clk = next;
-        }
-    }
-    CHECK(0, "the watcher settles");
-    return -1;
+    CHECK(rc >= 0, "the watcher settles");
+    return rc;
 }
 
 /* The names of the snapshot's resources, in order, comma-separated. */
