@@ -76,11 +76,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct dp_admin_response resp;
     const char *body = req->entity.base != NULL ? req->entity.base : "";
 
-    dp_admin_dispatch(a->backend, req->method.base, req->method.len, req->path.base,
-                      req->path.len, body, req->entity.len, &resp);
+    dp_admin_dispatch(a->backend, req->method.base, req->method.len, req->path.base, req->path.len,
+                      body, req->entity.len, &resp);
     dp_log(resp.status >= 400 ? DP_LOG_WARNING : DP_LOG_INFO, "admin: %.*s %.*s: %d",
-           (int)req->method.len, req->method.base,
-           (int)(req->path.len > 200 ? 200 : req->path.len), req->path.base, resp.status);
+           (int)req->method.len, req->method.base, (int)(req->path.len > 200 ? 200 : req->path.len),
+           req->path.base, resp.status);
     req->res.status = resp.status;
     req->res.reason = resp.reason;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -285,8 +285,7 @@ static void admin_free(struct dp_admin *a)
 {
     if (a->nconns > 0) {
         /* A connection still holds the context: leave it all to the process exit. */
-        dp_log(DP_LOG_WARNING, "admin: %zu connection(s) still open at stop: abandoned",
-               a->nconns);
+        dp_log(DP_LOG_WARNING, "admin: %zu connection(s) still open at stop: abandoned", a->nconns);
         return;
     }
     close_listener(&a->unix_sock);
@@ -349,7 +348,8 @@ int dp_admin_start(const struct dp_admin_opts *o, const struct dp_admin_backend 
         r = open_tcp(o->listen, &fd, err);
         if (r < 0)
             goto out;
-        a->tcp_accept = (h2o_accept_ctx_t){.ctx = &a->ctx, .hosts = a->hosts, .ssl_ctx = a->ssl_ctx};
+        a->tcp_accept =
+            (h2o_accept_ctx_t){.ctx = &a->ctx, .hosts = a->hosts, .ssl_ctx = a->ssl_ctx};
         a->tcp_sock = h2o_evloop_socket_create(a->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
         a->tcp_sock->data = a;
         h2o_socket_read_start(a->tcp_sock, on_accept);

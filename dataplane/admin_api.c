@@ -242,7 +242,10 @@ void dp_admin_dispatch(const struct dp_admin_backend *b, const char *method, siz
             return;
         }
         status = b->test_upstream_tls(b->self, name, &out);
-        answer_text(resp, status, status == 200 ? "OK" : status == 404 ? "Not Found" : "Error",
+        answer_text(resp, status,
+                    status == 200   ? "OK"
+                    : status == 404 ? "Not Found"
+                                    : "Error",
                     out);
         return;
     }

@@ -111,8 +111,9 @@ static json_t *track_served(const json_t *prev, const struct rconf *rc, int64_t 
             continue;
         if (old_fp != NULL && strcmp(old_fp, cert->fingerprint) == 0)
             since = json_integer_value(json_object_get(old, "since"));
-        json_object_set_new(next, h->name,
-                            json_pack("{s:s,s:I}", "fingerprint", cert->fingerprint, "since", since));
+        json_object_set_new(
+            next, h->name,
+            json_pack("{s:s,s:I}", "fingerprint", cert->fingerprint, "since", since));
     }
     return next;
 }
@@ -141,8 +142,7 @@ static int apply_locked(struct dp_control *c, struct rconf *rc, const char *doc,
                "worker(s)",
                (long long)rc->generation, rc->n_hosts, rc->n_http, rc->n_https, n);
     } else {
-        if (c->opts.workers == 0 && rc->workers > 0 &&
-            rc->workers != dp_server_workers(c->server))
+        if (c->opts.workers == 0 && rc->workers > 0 && rc->workers != dp_server_workers(c->server))
             return aegis_err_set(err, -AEGIS_E_UNSUPPORTED, "workers",
                                  "the worker count differs from the running one (%u); restart "
                                  "the dataplane to change it",
@@ -171,8 +171,7 @@ static int apply_locked(struct dp_control *c, struct rconf *rc, const char *doc,
 
         memset(&lerr, 0, sizeof(lerr));
         if (dp_lastgood_save(c->opts.state_dir, c->opts.ring, doc, len, &lerr) < 0) {
-            snprintf(c->lastgood_error, sizeof(c->lastgood_error), "%s: %s", lerr.where,
-                     lerr.msg);
+            snprintf(c->lastgood_error, sizeof(c->lastgood_error), "%s: %s", lerr.where, lerr.msg);
             dp_log(DP_LOG_ERROR, "last good configuration not saved: %s", c->lastgood_error);
         }
     }
@@ -271,8 +270,8 @@ static json_t *host_json(const struct dp_control *c, const struct dp_gen *g,
         json_object_set_new(cert_obj, "since",
                             json_time(s != NULL ? json_integer_value(s) : c->since));
     }
-    out = json_pack("{s:s,s:o,s:b,s:o,s:o,s:o}", "name", h->name, "hostnames", names, "tls",
-                    h->tls, "certificate", cert_obj, "upstreams", ups, "warnings", warn);
+    out = json_pack("{s:s,s:o,s:b,s:o,s:o,s:o}", "name", h->name, "hostnames", names, "tls", h->tls,
+                    "certificate", cert_obj, "upstreams", ups, "warnings", warn);
     return out;
 }
 
@@ -308,8 +307,7 @@ static char *be_status(void *self)
                     c->rc->fallback != NULL ? cert_json(c->rc->fallback) : json_null());
     json_object_set_new(doc, "warnings", json_loads(c->warnings, JSON_DECODE_ANY, NULL));
     json_object_set_new(doc, "lastGood",
-                        c->opts.state_dir == NULL
-                            ? json_pack("{s:s}", "state", "disabled")
+                        c->opts.state_dir == NULL ? json_pack("{s:s}", "state", "disabled")
                         : c->lastgood_error[0] != '\0'
                             ? json_pack("{s:s,s:s}", "state", "error", "error", c->lastgood_error)
                             : json_pack("{s:s}", "state", "saved"));

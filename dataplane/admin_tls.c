@@ -186,9 +186,9 @@ static int write_cert(const struct dp_admin_tls_opts *o, const char *file, X509 
     return r;
 }
 
-static int dev_issue(const struct dp_admin_tls_opts *o, const struct pki_cert_req *req,
-                     X509 *ca, EVP_PKEY *ca_key, const char *name, X509 **cert_out,
-                     EVP_PKEY **key_out, struct aegis_err *err)
+static int dev_issue(const struct dp_admin_tls_opts *o, const struct pki_cert_req *req, X509 *ca,
+                     EVP_PKEY *ca_key, const char *name, X509 **cert_out, EVP_PKEY **key_out,
+                     struct aegis_err *err)
 {
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
@@ -233,8 +233,7 @@ static int dev_create(const struct dp_admin_tls_opts *o, struct aegis_err *err)
     free(dir);
     if (r < 0)
         return r;
-    if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0' ||
-        strcmp(host, "localhost") == 0)
+    if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0' || strcmp(host, "localhost") == 0)
         snprintf(host, sizeof(host), "%s", "localhost.localdomain");
     host[sizeof(host) - 1] = '\0';
 
@@ -423,8 +422,8 @@ static int build_ctx(const struct dp_admin_tls_opts *o, const struct material *m
         goto out;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (SSL_CTX_set_cipher_list(ctx, ADMIN_CIPHERS_TLS12) != 1) {
         r = ssl_fail(err, "cipher list");

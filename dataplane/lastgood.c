@@ -113,8 +113,9 @@ static int read_all(const char *path, unsigned char **out, size_t *len, struct a
 
     *out = NULL;
     if (fd < 0)
-        return errno == ENOENT ? -ENOENT
-                               : aegis_err_set(err, -errno, path, "cannot open: %s", strerror(errno));
+        return errno == ENOENT
+                   ? -ENOENT
+                   : aegis_err_set(err, -errno, path, "cannot open: %s", strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_FILE_BYTES) {
         r = aegis_err_set(err, -AEGIS_E_INVALID, path,
                           "not a regular file of at most the configuration size limit");

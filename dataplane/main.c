@@ -183,7 +183,6 @@ static int parse_level(const char *s, enum dp_log_level *out)
     return -1;
 }
 
-
 /* Every option: a table, so that adding one is one line here and one case below. */
 enum opt {
     OPT_CONFIG,
@@ -371,8 +370,7 @@ static int serve_last_good(struct dp_control *ctl, const char *state_dir,
     memset(&err, 0, sizeof(err));
     r = dp_lastgood_load(state_dir, ring, &doc, &len, &err);
     if (r == -ENOENT) {
-        dp_log(DP_LOG_INFO, "no last good configuration in %s: waiting for PUT /config",
-               state_dir);
+        dp_log(DP_LOG_INFO, "no last good configuration in %s: waiting for PUT /config", state_dir);
         return 0;
     }
     if (r < 0) {
@@ -513,8 +511,8 @@ int main(int argc, char **argv)
     last_good = admin || f.state_dir != NULL;
     if (f.config == NULL && !admin && f.state_dir == NULL && f.dev_export == NULL) {
         fprintf(stderr, PROG ": nothing to serve: give --config FILE, an admin API "
-                        "(--admin-socket/--admin-listen) or --state-dir with a last good "
-                        "configuration\n\n");
+                             "(--admin-socket/--admin-listen) or --state-dir with a last good "
+                             "configuration\n\n");
         usage(stderr);
         return 2;
     }
@@ -544,8 +542,9 @@ int main(int argc, char **argv)
         if (r < 0)
             print_err(&err, r);
         else
-            dp_log(DP_LOG_INFO, "controller client bundle written to %s (the key is plaintext: "
-                                "keep it private)",
+            dp_log(DP_LOG_INFO,
+                   "controller client bundle written to %s (the key is plaintext: "
+                   "keep it private)",
                    f.dev_export);
         masterkey_ring_dispose(&ring);
         return r < 0 ? 1 : 0;

@@ -158,14 +158,16 @@ int dp_server_swap(struct dp_server *s, struct rconf *rc, struct aegis_err *err)
     r = dp_gen_new(rc, &g, err);
     if (r < 0)
         return r;
-    for (unsigned i = 0; i < s->n_workers; i++)
-        dp_worker_swap(&s->workers[i], g);
     pthread_mutex_lock(&s->lock);
     old = s->gen;
     s->gen = g;
     pthread_mutex_unlock(&s->lock);
-    config_applied(s, g);
+    /* The server's reference to the old generation moves to the graveyard before the first
+     * worker switches, so that worker's next look at the graveyard finds it. */
     dp_graveyard_add(&s->graveyard, old);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        dp_worker_swap(&s->workers[i], g);
+    config_applied(s, g);
     return 0;
 }
 

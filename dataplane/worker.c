@@ -23,9 +23,11 @@
 /* How long a stopping worker waits for its connections. An idle HTTP/1 keep-alive connection only
  * notices the shutdown at its request timeout (10 s by default in h2o). */
 #define DRAIN_TIMEOUT_MS 15000
-/* How often a stopping worker, or one with retired contexts or generations to free, looks at its
- * connection counts and deadline: the loop is otherwise woken only by its sockets and timers. */
+/* How often a stopping worker looks at its connection count and deadline. */
 #define DRAIN_POLL_MS 50
+/* How often a worker with retired contexts or generations to free looks at them: the loop is
+ * otherwise woken only by its sockets and timers. */
+#define REAP_POLL_MS 50
 
 static uint64_t now_ms(void)
 {
@@ -44,6 +46,12 @@ static struct dp_ctx *ctx_new(struct dp_worker *w, struct dp_gen *gen)
     c->worker = w;
     c->gen = dp_gen_ref(gen);
     h2o_context_init(&c->ctx, w->loop, &gen->globalconf);
+    c->accept = aegis_calloc(w->n_listeners + 1, sizeof(*c->accept));
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        c->accept[i].ctx = &c->ctx;
+        c->accept[i].hosts = gen->hosts;
+        c->accept[i].ssl_ctx = w->listeners[i].ssl_ctx;
+    }
     return c;
 }
 
@@ -80,6 +88,7 @@ static void ctx_free(struct dp_ctx *c)
         h2o_timeout_unlink(&c->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&c->ctx);
     dp_gen_unref(c->gen);
+    free(c->accept);
     free(c);
 }
 
@@ -94,7 +103,18 @@ static bool reap(struct dp_worker *w)
     while (*p != NULL) {
         struct dp_ctx *c = *p;
 
-        if (ctx_idle(c)) {
+        /* No new connection reaches a retired context: once no handshake has been in progress
+         * for the grace period, every connection it will have exists and has read its client
+         * preface, so every one of them gets the first GOAWAY (worker.h). */
+        if (!c->shutdown && !timeout_empty(&c->ctx.handshake_timeout)) {
+            c->quiet_ms = 0;
+        } else if (!c->shutdown && c->quiet_ms == 0) {
+            c->quiet_ms = now_ms();
+        } else if (!c->shutdown && now_ms() - c->quiet_ms >= DP_SHUTDOWN_GRACE_MS) {
+            h2o_context_request_shutdown(&c->ctx);
+            c->shutdown = true;
+        }
+        if (c->shutdown && ctx_idle(c)) {
             *p = c->next;
             dp_log(DP_LOG_DEBUG, "generation %lld: context disposed",
                    (long long)c->gen->rc->generation);
@@ -123,16 +143,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
         if (sock == NULL)
             break;
-        dp_conn_attach(sock, w->cur, l->tls);
-        h2o_accept(&l->accept_ctx, sock);
-    }
-}
-
-static void point_listeners(struct dp_worker *w)
-{
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        w->listeners[i].accept_ctx.ctx = &w->cur->ctx;
-        w->listeners[i].accept_ctx.hosts = w->cur->gen->hosts;
+        dp_conn_attach(sock, w->cur, l->ssl_ctx != NULL);
+        h2o_accept(&w->cur->accept[l - w->listeners], sock);
     }
 }
 
@@ -151,8 +163,13 @@ static void begin_stop(struct dp_worker *w)
             w->listeners[i].sock = NULL;
         }
     }
-    /* Retired contexts were shut down when they were retired. */
     h2o_context_request_shutdown(&w->cur->ctx);
+    w->cur->shutdown = true;
+    for (struct dp_ctx *c = w->retired; c != NULL; c = c->next) {
+        if (!c->shutdown)
+            h2o_context_request_shutdown(&c->ctx);
+        c->shutdown = true;
+    }
     dp_log(DP_LOG_DEBUG, "stopping: %zu connection(s) to finish", w->nconns);
 }
 
@@ -163,12 +180,11 @@ static void do_swap(struct dp_worker *w, struct dp_gen *gen)
     if (w->stopping || old->gen == gen)
         return;
     w->cur = ctx_new(w, gen);
-    point_listeners(w);
     old->next = w->retired;
     w->retired = old;
-    /* HTTP/2 connections get GOAWAY and move to new connections; h2o's HTTP/1 keep-alive
-     * connections are told by the router (Connection: close) at their next request. */
-    h2o_context_request_shutdown(&old->ctx);
+    /* The next reap shuts the old context down (HTTP/2 GOAWAY) once its handshakes are done;
+     * HTTP/1 keep-alive connections are told by the router (Connection: close) at their next
+     * request. */
     dp_log(DP_LOG_DEBUG, "generation %lld: serving; generation %lld: %zu connection(s) to finish",
            (long long)gen->rc->generation, (long long)old->gen->rc->generation, old->nconns);
 }
@@ -209,7 +225,6 @@ int dp_worker_init(struct dp_worker *w, unsigned id, struct dp_gen *gen,
     w->id = id;
     w->graveyard = graveyard;
     w->loop = h2o_evloop_create();
-    w->cur = ctx_new(w, gen);
     w->queue = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->queue, &w->receiver, on_message);
     w->stop_message.kind = DP_WORKER_MSG_STOP;
@@ -221,13 +236,12 @@ int dp_worker_init(struct dp_worker *w, unsigned id, struct dp_gen *gen,
         if (r < 0)
             return r;
         l->worker = w;
-        l->tls = specs[i].ssl_ctx != NULL;
-        l->accept_ctx.ssl_ctx = specs[i].ssl_ctx;
+        l->ssl_ctx = specs[i].ssl_ctx;
         l->sock = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
         l->sock->data = l;
         w->n_listeners++;
     }
-    point_listeners(w);
+    w->cur = ctx_new(w, gen);
     for (size_t i = 0; i < w->n_listeners; i++)
         h2o_socket_read_start(w->listeners[i].sock, on_accept);
     return 0;
@@ -245,7 +259,7 @@ static void *run(void *arg)
 
         if (w->stopping && (w->nconns == 0 || now_ms() >= w->deadline_ms))
             break;
-        h2o_evloop_run(w->loop, w->stopping || pending ? DRAIN_POLL_MS : INT32_MAX);
+        h2o_evloop_run(w->loop, w->stopping ? DRAIN_POLL_MS : pending ? REAP_POLL_MS : INT32_MAX);
     }
     /* One more turn frees the sockets closed during the last one. */
     h2o_evloop_run(w->loop, 0);

@@ -4,10 +4,15 @@
  * workers share nothing on the request path but the immutable generations.
  *
  * A worker serves one generation at a time through one h2o context (struct dp_ctx); a
- * configuration swap (dp_worker_swap) gives it a new context for the new generation, points its
- * accept contexts at it, and asks the old context to shut down: HTTP/2 connections get GOAWAY,
- * HTTP/1 ones close after their next response (the router adds Connection: close), websockets and
- * long streams run to their end. The old context is disposed at the top of the loop - never inside
+ * configuration swap (dp_worker_swap) gives it a new context for the new generation, accepts new
+ * connections on it, and asks the old context to shut down: HTTP/2 connections get GOAWAY, HTTP/1
+ * ones close after their next response (the router adds Connection: close), websockets and long
+ * streams run to their end. The shutdown waits until no TLS handshake has been in progress on the
+ * old context for a moment (DP_SHUTDOWN_GRACE_MS): h2o sends the first, "shutdown imminent" GOAWAY
+ * only to the HTTP/2 connections that exist when asked (one whose handshake completed later would
+ * get only the final GOAWAY, a second after, dropping the request just sent on it), and it queues
+ * that GOAWAY even on a connection whose client preface it has not read yet - before its own
+ * SETTINGS, which the client takes for a protocol error. The old context is disposed at the top of the loop - never inside
  * a socket callback, since h2o_context_dispose asserts that no timer of the context is pending -
  * once its last connection is gone, and its generation reference goes with it.
  *
@@ -31,6 +36,10 @@
 struct dp_gen;
 struct dp_worker;
 
+/* How long a retired context must have had no TLS handshake in progress before it is shut down:
+ * long enough for a client that just finished its handshake to have sent the HTTP/2 preface. */
+#define DP_SHUTDOWN_GRACE_MS 250
+
 /* What a worker listens on: an address, and the front TLS context for HTTPS (NULL: plain). */
 struct dp_listen_spec {
     const struct rconf_listener *addr;
@@ -40,8 +49,7 @@ struct dp_listen_spec {
 struct dp_worker_listener {
     struct dp_worker *worker;
     h2o_socket_t *sock; /* NULL once closed */
-    h2o_accept_ctx_t accept_ctx;
-    bool tls;
+    SSL_CTX *ssl_ctx;   /* the front TLS context; NULL: plain HTTP */
 };
 
 /* One h2o context of a worker, serving one generation. */
@@ -49,7 +57,15 @@ struct dp_ctx {
     h2o_context_t ctx;
     struct dp_worker *worker;
     struct dp_gen *gen; /* a reference, dropped when the context is disposed */
-    size_t nconns;      /* connections accepted on it and still open */
+    /* One accept context per listener of the worker. h2o keeps a pointer to the accept context
+     * while a TLS handshake is in progress and reads its context and hosts only when the
+     * handshake completes, so each context has its own: a connection is served by the context
+     * it was accepted (and counted) on, even when a swap happens during its handshake. */
+    h2o_accept_ctx_t *accept;
+    size_t nconns;       /* connections accepted on it and still open */
+    bool shutdown;       /* h2o_context_request_shutdown was called */
+    uint64_t quiet_ms;   /* retired: when it was first seen with no handshake in progress; 0: not
+                         * yet */
     struct dp_ctx *next; /* in the worker's list of retired contexts */
 };
 
@@ -87,8 +103,8 @@ struct dp_worker {
     bool running; /* the thread was started and not joined */
     bool drained; /* the worker stopped with no connection left */
     h2o_evloop_t *loop;
-    struct dp_ctx *cur;     /* new connections are accepted here; NULL before init */
-    struct dp_ctx *retired; /* shut down, disposed once their last connection is gone */
+    struct dp_ctx *cur;             /* new connections are accepted here; NULL before init */
+    struct dp_ctx *retired;         /* shut down, disposed once their last connection is gone */
     struct dp_graveyard *graveyard; /* freed on this worker's thread; NULL but for worker 0 */
     struct dp_worker_listener *listeners;
     size_t n_listeners;
