@@ -258,8 +258,14 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
 {
     struct dp_admin *a = H2O_STRUCT_FROM_MEMBER(struct dp_admin, receiver, receiver);
 
-    while (!h2o_linklist_is_empty(messages))
-        h2o_linklist_unlink(messages->next);
+    /* The stop message is the only one; h2o wants the list empty afterwards. */
+    for (h2o_linklist_t *node = messages->next; node != messages;) {
+        h2o_linklist_t *next = node->next;
+
+        node->next = node->prev = NULL;
+        node = next;
+    }
+    h2o_linklist_init_anchor(messages);
     a->stopping = true;
 }
 

@@ -242,7 +242,7 @@ struct flags {
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *val = NULL;
+        const char *arg = argv[i], *val;
         size_t k = 0, n = sizeof(options) / sizeof(options[0]);
 
         while (k < n && !((options[k].short_name && strcmp(arg, options[k].short_name) == 0) ||
@@ -256,8 +256,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             usage(stderr);
             return 2;
         }
-        if (options[k].has_value)
-            val = argv[++i];
+        val = options[k].has_value ? argv[++i] : "";
         switch (options[k].id) {
         case OPT_HELP:
             usage(stdout);

@@ -201,18 +201,23 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
 {
     struct dp_worker *w = H2O_STRUCT_FROM_MEMBER(struct dp_worker, receiver, receiver);
 
-    while (!h2o_linklist_is_empty(messages)) {
-        struct dp_worker_msg *m =
-            H2O_STRUCT_FROM_MEMBER(struct dp_worker_msg, super.link, messages->next);
+    h2o_linklist_t *node = messages->next;
 
-        h2o_linklist_unlink(&m->super.link);
+    /* Each message is detached before it is handled: a handled swap message belongs to its
+     * sender again. h2o wants the list empty afterwards. */
+    while (node != messages) {
+        struct dp_worker_msg *m = H2O_STRUCT_FROM_MEMBER(struct dp_worker_msg, super.link, node);
+
+        node = node->next;
+        m->super.link.next = m->super.link.prev = NULL;
         if (m->kind == DP_WORKER_MSG_STOP) {
             begin_stop(w);
         } else {
             do_swap(w, m->gen);
-            msg_done(m); /* m belongs to the sender again */
+            msg_done(m);
         }
     }
+    h2o_linklist_init_anchor(messages);
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------------- */
