@@ -31,7 +31,7 @@ struct dp_control {
     char *warnings;           /* its validation warnings, a JSON array */
     int64_t since;            /* when it became current (Unix seconds) */
     json_t *served;           /* host name -> {"fingerprint", "since"}: the certificate served */
-    char lastgood_error[AEGIS_ERR_MSG_MAX + AEGIS_ERR_WHERE_MAX]; /* "" when saved */
+    char lastgood_error[AEGIS_ERR_MSG_MAX + AEGIS_ERR_WHERE_MAX + 8]; /* "" when saved */
 };
 
 static int64_t now_s(void)

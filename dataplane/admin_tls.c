@@ -161,7 +161,7 @@ static int read_sealed_key(const struct dp_admin_tls_opts *o, const char *file, 
         *pem = aegis_strndup((const char *)pt, ptlen);
         *len = ptlen;
     } else if (err != NULL && r != -ENOENT) {
-        char msg[AEGIS_ERR_MSG_MAX];
+        char msg[AEGIS_ERR_MSG_MAX + 64]; /* the message and a hint; aegis_err_set truncates */
 
         snprintf(msg, sizeof(msg), "%s (sealed with another master key?)", err->msg);
         aegis_err_set(err, r, path, "%s", msg);

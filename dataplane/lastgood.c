@@ -180,7 +180,7 @@ int dp_lastgood_load(const char *dir, const struct aegis_keyring *ring, char **d
         r = envelope_open(ring, aad, file + off + 4, elen, &pt, &ptlen, err);
         if (r < 0) {
             /* envelope_open names the key id or the failure; add the file and the way out. */
-            char msg[AEGIS_ERR_MSG_MAX];
+            char msg[AEGIS_ERR_MSG_MAX + 64]; /* the message and a hint; aegis_err_set truncates */
 
             snprintf(msg, sizeof(msg), "%s (is --master-key-file the key it was sealed with?)",
                      err != NULL ? err->msg : aegis_strerror(r));
