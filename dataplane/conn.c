@@ -19,20 +19,21 @@ static void on_socket_close(void *data)
     void (*prev)(void *) = c->prev_close_cb;
     void *prev_data = c->prev_close_data;
 
-    dp_worker_conn_closed(c->worker);
+    dp_worker_conn_closed(c->ctx);
     dp_gen_unref(c->gen);
     free(c);
     if (prev != NULL)
         prev(prev_data);
 }
 
-struct dp_conn *dp_conn_attach(h2o_socket_t *sock, struct dp_worker *worker, struct dp_gen *gen,
-                               bool tls)
+struct dp_conn *dp_conn_attach(h2o_socket_t *sock, struct dp_ctx *ctx, bool tls)
 {
     struct dp_conn *c = aegis_calloc(1, sizeof(*c));
 
-    c->worker = worker;
-    c->gen = dp_gen_ref(gen);
+    c->worker = ctx->worker;
+    c->ctx = ctx;
+    c->gen = dp_gen_ref(ctx->gen);
+    dp_worker_conn_opened(ctx);
     c->tls = tls;
     c->prev_close_cb = sock->on_close.cb;
     c->prev_close_data = sock->on_close.data;

@@ -5,7 +5,8 @@
  * created when the socket is accepted, found again from the socket (in a request, through the
  * connection's get_socket callback) or from the SSL (in the TLS callbacks, through the SSL's BIO),
  * and freed when h2o disposes the socket. Every connection holds a reference to the generation it
- * was accepted under, so a future configuration swap cannot free what it uses.
+ * was accepted under, so a configuration swap cannot free what it uses, and is counted on the
+ * worker context it was accepted on, which is disposed only once its last connection is gone.
  */
 #ifndef DP_CONN_H
 #define DP_CONN_H
@@ -17,12 +18,14 @@
 
 #include "aegis/rconf.h"
 
+struct dp_ctx;
 struct dp_gen;
 struct dp_worker;
 
 struct dp_conn {
     struct dp_worker *worker;
-    struct dp_gen *gen; /* a reference */
+    struct dp_ctx *ctx; /* the worker context it was accepted on (counts it) */
+    struct dp_gen *gen; /* a reference: ctx's generation */
     bool tls;
     bool selected;             /* the TLS handshake selected a certificate */
     struct rconf_sel sel;      /* that selection, pointing into gen's snapshot */
@@ -35,12 +38,11 @@ struct dp_conn {
 };
 
 /*
- * Creates the state of a socket just accepted by worker under gen (taking a reference to gen) and
- * hooks it to the socket's on_close, chaining any hook already there. dp_worker_conn_closed is
- * called when the socket is disposed.
+ * Creates the state of a socket just accepted on worker context ctx (taking a reference to its
+ * generation, counting the connection on ctx) and hooks it to the socket's on_close, chaining any
+ * hook already there. dp_worker_conn_closed is called when the socket is disposed.
  */
-struct dp_conn *dp_conn_attach(h2o_socket_t *sock, struct dp_worker *worker, struct dp_gen *gen,
-                               bool tls);
+struct dp_conn *dp_conn_attach(h2o_socket_t *sock, struct dp_ctx *ctx, bool tls);
 /* The state of a socket, or NULL when it has none. */
 struct dp_conn *dp_conn_of_socket(h2o_socket_t *sock);
 /* The state of the socket an SSL of an accepted connection belongs to, or NULL. */

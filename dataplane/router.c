@@ -15,6 +15,7 @@
 #include "gen.h"
 #include "handler/handler.h"
 #include "log.h"
+#include "worker.h"
 
 struct router {
     h2o_handler_t super;
@@ -38,6 +39,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     h2o_iovec_t name;
     uint16_t port;
 
+    conn = dp_conn_of_req(req);
+    /* A connection accepted under an older generation: h2o's HTTP/1 shutdown is only a flag, so
+     * this response closes the connection and the client's next one gets the current
+     * configuration. (HTTP/2 connections were sent GOAWAY by the swap.) */
+    if (conn != NULL && !dp_worker_ctx_is_current(conn->ctx))
+        req->http1_is_persistent = 0;
     if (req->input.scheme != &H2O_URL_SCHEME_HTTPS && dp_acme_http01_handle(rc, req) == 0)
         return 0;
     if (req->input.authority.len == 0)
@@ -58,7 +65,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     host = rconf_find_host(rc, name.base, name.len, true);
     if (host == NULL)
         return send_error(req, 404, "Not Found", "no such host\n");
-    conn = dp_conn_of_req(req);
     /* A TLS connection without a selection cannot happen (the handshake fails first); refusing
      * it keeps a broken assumption from turning into a policy bypass. */
     if (conn == NULL || !conn->selected || conn->gen != g ||

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The server: one generation, the front TLS contexts (one per HTTPS address, for the life of the
- * process), and the workers. main.c creates it from a validated configuration, starts it, and
- * stops it on SIGTERM or SIGINT.
+ * The server: the current generation, the front TLS contexts (one per HTTPS address, for the life
+ * of the process), and the workers. It is created from a validated configuration, started, swapped
+ * to new configurations while it serves (dp_server_swap), and stopped on SIGTERM or SIGINT.
+ *
+ * A swap keeps the listening sockets: a configuration whose listeners differ from the running ones
+ * is refused (a restart applies it), as the sockets are bound once per worker at start.
  */
 #ifndef DP_SERVER_H
 #define DP_SERVER_H
@@ -12,6 +15,7 @@
 #include "aegis/err.h"
 #include "aegis/rconf.h"
 
+struct dp_gen;
 struct dp_server;
 
 /*
@@ -22,6 +26,18 @@ struct dp_server;
 int dp_server_new(struct rconf *rc, unsigned n_workers, struct dp_server **out,
                   struct aegis_err *err);
 int dp_server_start(struct dp_server *s, struct aegis_err *err);
+/*
+ * Makes rc (validated; a reference is taken) the configuration of every new connection: builds its
+ * generation on the calling thread, hands it to each worker in turn and returns once all of them
+ * have switched. Connections already open finish on the generation they were accepted under, which
+ * is freed after the last of them. Refused (-AEGIS_E_UNSUPPORTED, nothing changes) when rc's
+ * listeners differ from the running ones. Calls are serialized by the caller.
+ */
+int dp_server_swap(struct dp_server *s, struct rconf *rc, struct aegis_err *err);
+/* The current generation (a new reference; any thread). */
+struct dp_gen *dp_server_gen(struct dp_server *s);
+/* The number of workers. */
+unsigned dp_server_workers(const struct dp_server *s);
 /*
  * Stops accepting, lets every worker finish its connections (up to its drain deadline) and joins
  * them. Returns true when every connection finished.

@@ -265,6 +265,44 @@ def session(port, servername, version, sess_out=None, sess_in=None):
     return m.group(1) if m else "failed", out + err
 
 
+def admin(sock, method, target, body=None, *args):
+    """One admin API request over the unix socket sock (curl --unix-socket). body: bytes, a str or
+    a dict (sent as JSON). Returns (status, parsed JSON or None, headers)."""
+    cmd = ["curl", "-sS", "--max-time", "30", "--unix-socket", sock, "-X", method, "-D", "-",
+           "-o", path("admin-body"), "-w", "\n%{http_code}", *args]
+    if body is not None:
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        with open(path("admin-req"), "wb") as f:
+            f.write(body)
+        cmd += ["--data-binary", "@" + path("admin-req")]
+    r = run(cmd + ["http://localhost" + target], timeout=40)
+    out = r.stdout.decode(errors="replace")
+    status = int(out.rsplit("\n", 1)[-1] or 0) if r.returncode == 0 else 0
+    headers = {}
+    for line in out.split("\n"):
+        if ":" in line and not line.startswith("HTTP/"):
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    try:
+        doc = json.load(open(path("admin-body")))
+    except (OSError, ValueError):
+        doc = None
+    return status, doc, headers
+
+
+def wait_for(pred, timeout=15):
+    """Polls pred() until it is true; returns whether it became true."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def no_sanitizer_report(log):
     return ("ERROR: AddressSanitizer" not in log and "LeakSanitizer" not in log and
             "runtime error" not in log)
