@@ -11,6 +11,7 @@
 
 #include "aegis/alloc.h"
 #include "gen.h"
+#include "health.h"
 #include "listener.h"
 #include "log.h"
 #include "tls.h"
@@ -22,6 +23,7 @@ struct dp_server {
     SSL_CTX **front; /* one per HTTPS address */
     size_t n_front;
     struct dp_gen *gen;
+    struct dp_health *health; /* the upstream checker */
     struct dp_worker *workers;
     unsigned n_workers;
     unsigned n_inited; /* workers to dispose */
@@ -56,6 +58,10 @@ int dp_server_new(struct rconf *rc, unsigned n_workers, struct dp_server **out,
     r = dp_gen_new(rc, &s->gen, err);
     if (r < 0)
         goto out;
+    r = dp_health_new(&s->health, err);
+    if (r < 0)
+        goto out;
+    dp_health_set_gen(s->health, s->gen);
 
     specs = aegis_calloc(rc->n_http + rc->n_https + 1, sizeof(*specs));
     for (size_t i = 0; i < rc->n_http; i++)
@@ -117,6 +123,7 @@ void dp_server_free(struct dp_server *s)
         abandoned_server = s;
         return;
     }
+    dp_health_free(s->health);
     for (unsigned i = 0; i < s->n_inited; i++) {
         dp_worker_join(&s->workers[i]);
         dp_worker_dispose(&s->workers[i]);
