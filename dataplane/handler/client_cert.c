@@ -43,8 +43,11 @@ static h2o_iovec_t header_value(h2o_req_t *req, const char *s, size_t len)
     if (len > VALUE_MAX)
         len = VALUE_MAX;
     v = h2o_mem_alloc_pool(&req->pool, len + 1);
-    for (size_t i = 0; i < len; i++)
-        v[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    memcpy(v, s, len);
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            v[i] = '?';
+    }
     v[len] = '\0';
     return h2o_iovec_init(v, len);
 }
