@@ -248,16 +248,18 @@ static void check_done(struct check *c, bool ok, const char *reason)
     h2o_timeout_link(c->h->loop, c->interval, &c->next);
 }
 
-/* A short reason for an error of h2o's HTTP/1 client. */
-static const char *check_reason(const char *errstr)
+/* A short reason for an error of h2o's HTTP/1 client (buf: room for a TLS reason). */
+static const char *check_reason(const struct check *c, const char *errstr, char *buf, size_t size)
 {
     if (strcmp(errstr, "connection failed") == 0 ||
         strcmp(errstr, "failed to connect to host") == 0)
         return "connect refused";
     if (strcmp(errstr, "connection timeout") == 0 || strcmp(errstr, "I/O timeout") == 0)
         return "timeout";
-    if (strncmp(errstr, "ssl ", 4) == 0)
-        return dp_upstream_tls_reason(errstr);
+    if (strncmp(errstr, "ssl ", 4) == 0 || (c->up->ssl != NULL && dp_upstream_tls_failed())) {
+        snprintf(buf, size, "TLS handshake failed: %s", dp_upstream_tls_reason(errstr));
+        return buf;
+    }
     return errstr;
 }
 
@@ -266,7 +268,7 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
                                        h2o_header_t *headers, size_t num_headers, int rlen)
 {
     struct check *c = client->data;
-    char reason[32];
+    char reason[320];
 
     (void)minor_version;
     (void)msg;
@@ -274,7 +276,7 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
     (void)num_headers;
     (void)rlen;
     if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
-        check_done(c, false, check_reason(errstr));
+        check_done(c, false, check_reason(c, errstr, reason, sizeof(reason)));
         return NULL;
     }
     snprintf(reason, sizeof(reason), "status %d", status);
@@ -288,9 +290,10 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
                                           int *method_is_head)
 {
     struct check *c = client->data;
+    char reason[320];
 
     if (errstr != NULL) {
-        check_done(c, false, check_reason(errstr));
+        check_done(c, false, check_reason(c, errstr, reason, sizeof(reason)));
         return NULL;
     }
     *reqbufs = &c->request;

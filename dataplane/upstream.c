@@ -67,6 +67,13 @@ const char *dp_upstream_tls_reason(const char *fallback)
     return reason_buf;
 }
 
+bool dp_upstream_tls_failed(void)
+{
+    unsigned long e = ERR_peek_last_error();
+
+    return verify_reason[0] != '\0' || (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL);
+}
+
 int dp_upstream_ssl_ctx_new(const struct rconf_host *h, const char *name, SSL_CTX **out,
                             struct aegis_err *err)
 {

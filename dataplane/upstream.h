@@ -61,6 +61,10 @@ int dp_upstream_ssl_ctx_new(const struct rconf_host *h, const char *name, SSL_CT
  * is valid until the next call on the same thread.
  */
 const char *dp_upstream_tls_reason(const char *fallback);
+/* Whether OpenSSL recorded a reason for dp_upstream_tls_reason on this thread: a failed
+ * verification or an error of its TLS library. h2o's error strings do not tell (a verification
+ * failure comes as the bare X509 error string, an alert after the handshake as an I/O error). */
+bool dp_upstream_tls_failed(void);
 
 /*
  * A socket pool for up on loop, keeping idle connections keepalive_ms. detach_timer: take the

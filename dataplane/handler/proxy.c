@@ -32,8 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/err.h>
-
 #include "aegis/alloc.h"
 #include "handler.h"
 #include "health.h"
@@ -238,8 +236,6 @@ static const char *h2o_proxy_error(h2o_req_t *req, char *buf, size_t size)
 
 static enum proxy_error classify(const struct dp_upstream *up, const char *msg)
 {
-    unsigned long e = ERR_peek_last_error();
-
     if (strcmp(msg, "I/O timeout") == 0)
         return PROXY_ERR_READ_TIMEOUT; /* metrics: DP_UPSTREAM_ERR_READ_TIMEOUT */
     if (strcmp(msg, "connection timeout") == 0)
@@ -247,9 +243,10 @@ static enum proxy_error classify(const struct dp_upstream *up, const char *msg)
     if (strcmp(msg, "connection failed") == 0 || strcmp(msg, "failed to connect to host") == 0 ||
         strcmp(msg, "socket create error") == 0)
         return PROXY_ERR_CONNECT; /* metrics: DP_UPSTREAM_ERR_CONNECT */
-    /* A TLS 1.3 upstream refuses a missing client certificate after the client has finished
-     * its handshake: the alert arrives instead of the response head. */
-    if (strncmp(msg, "ssl ", 4) == 0 || (up->conf->tls && e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL))
+    /* h2o reports a failed verification as the bare X509 error string, and a TLS 1.3 upstream
+     * refuses a missing client certificate after the client finished its handshake, so that the
+     * alert arrives as an I/O error instead of the response head: ask OpenSSL. */
+    if (strncmp(msg, "ssl ", 4) == 0 || (up->conf->tls && dp_upstream_tls_failed()))
         return PROXY_ERR_TLS;  /* metrics: DP_UPSTREAM_ERR_TLS */
     return PROXY_ERR_PROTOCOL; /* metrics: DP_UPSTREAM_ERR_PROTOCOL */
 }

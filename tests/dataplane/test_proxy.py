@@ -83,6 +83,9 @@ def config(hp, hs, ups):
                  upstreamTLS={"caPEM": read("ca.pem"), "serverName": "backend.test"}),
             host("insecure", [f"https://127.0.0.1:{t13}"],
                  upstreamTLS=dict(client, insecureSkipVerify=True)),
+            host("hctls", [f"https://127.0.0.1:{t13}"], upstreamTLS=good, healthCheck=HEALTH),
+            host("hcbad", [f"https://127.0.0.1:{t13}"],
+                 upstreamTLS=dict(good, caPEM=read("ca2.pem")), healthCheck=HEALTH),
             host("ws", [f"http://127.0.0.1:{ups['ws']}"]),
             host("wss", [f"https://127.0.0.1:{ups['wss']}"], upstreamTLS=good),
             host("cc", [f"http://127.0.0.1:{ups['f'].port}"], forceHTTPS=False,
@@ -158,6 +161,16 @@ def test_health(hp, ups, log):
     res = many("hc", hp, 20)
     result(ok and {who for _, who in res} == {"d", "e"},
            "health: back after healthyThreshold passing checks", [res])
+    t13 = ups["t13"]
+    ok = wait_until(lambda: "host default/hcbad: upstream https://127.0.0.1:%d: unhealthy "
+                    "(TLS handshake failed: certificate verify failed" % t13.port in read_log(log))
+    st, body, _ = get("hcbad", hp)
+    result(ok and st == 503, "health over TLS: a check failing verification marks the upstream "
+           "unhealthy, with the reason", [st, body, read_log(log)[-1500:]])
+    st, body, _ = get("hctls", hp)
+    result(st == 200 and t13.health_hits > 0 and "host default/hctls: upstream" not in
+           read_log(log), "health over TLS: checks with the host's client certificate and "
+           "serverName pass", [st, body, t13.health_hits])
     d.healthy = e.healthy = False
     ok = wait_until(lambda: get("hc", hp)[0] == 503)
     st, body, _ = get("hc", hp)
