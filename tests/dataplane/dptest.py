@@ -159,7 +159,8 @@ def start_upstream():
 
 class AppUpstream:
     """An upstream that names itself: every answer is JSON {"id", "path", "headers", "sni"}.
-    GET /healthz answers 200, or 503 while self.healthy is False; /sleep/<ms>/... waits first.
+    GET /healthz answers 200, or 503 while self.healthy is False; /sleep/<ms>/... waits first;
+    /status/<code> answers that status with the body "from upstream".
     tls: None, or a dict for ssl.SSLContext settings: cert, key (file names in the work
     directory), client_ca (require a client certificate chaining to it), max_version ("1.2").
     The server names seen in TLS handshakes are kept in self.sni."""
@@ -181,6 +182,13 @@ class AppUpstream:
                     self.send_response(code)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    return
+                m = re.match(r"^/status/(\d+)", self.path)
+                if m:
+                    self.send_response(int(m.group(1)))
+                    self.send_header("Content-Length", "14")
+                    self.end_headers()
+                    self.wfile.write(b"from upstream\n")
                     return
                 m = re.match(r"^/sleep/(\d+)", self.path)
                 if m:

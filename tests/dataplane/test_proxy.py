@@ -207,6 +207,9 @@ def test_errors(hp, log):
     took = time.time() - t
     result(st == 504 and "upstream read timeout" in str(body) and took < 1.4,
            f"read timeout: 504 after readMs ({took:.2f} s)", [st, body])
+    st, body, _ = get("hdr", hp, "/status/502")
+    result(st == 502 and body == "from upstream\n",
+           "an upstream's own 502 is passed through untouched", [st, body])
     st, body, _ = get("rtimeout", hp, "/sleep/100")
     result(st == 200, "read timeout: a quick answer on the same host is served", [st, body])
 
@@ -223,6 +226,13 @@ def test_upstream_tls(hp, ups, log):
     for name, reason in cases:
         st, body, _ = get(name, hp)
         line = [ln for ln in read_log(log).splitlines() if f"host default/{name}:" in ln]
+        if name == "nocert" and any("502 I/O error" in ln for ln in line):
+            # TLS 1.3: the upstream refuses the certificate after our side finished the
+            # handshake; when its reset beats the alert, only an I/O error is seen (a known
+            # limit, docs/dataplane.md).
+            result(st == 502, f"upstream TLS {name}: 502 (the alert was lost to the reset)",
+                   [st, body] + line)
+            continue
         result(st == 502 and "upstream TLS handshake failed" in str(body) and
                any(reason in ln for ln in line),
                f"upstream TLS {name}: 502 and the log names the reason ({reason})",
