@@ -15,7 +15,7 @@
 #include "router.h"
 
 /* Names of the two h2o hosts. No request reaches them by name: the accept contexts route every
- * request to the catch-all, and the proxy handlers are called by the router directly. */
+ * request to the catch-all, and the proxy handler is called by the router directly. */
 #define CATCH_ALL_NAME "aegis.catch-all.invalid"
 #define UPSTREAMS_NAME "aegis.upstreams.invalid"
 
@@ -25,7 +25,7 @@ static void gen_free(struct dp_gen *g)
         return;
     h2o_config_dispose(&g->globalconf);
     for (size_t i = 0; g->vhosts != NULL && i < g->rc->n_hosts; i++) {
-        SSL_CTX_free(g->vhosts[i].upstream_ssl);
+        dp_proxy_vhost_dispose(&g->vhosts[i]);
         free(g->vhosts[i].hsts.base);
     }
     free(g->vhosts);
@@ -52,6 +52,8 @@ int dp_gen_new(struct rconf *rc, struct dp_gen **out, struct aegis_err *err)
     catch_all =
         h2o_config_register_host(&g->globalconf, h2o_iovec_init(H2O_STRLIT(CATCH_ALL_NAME)), 65535);
     route = h2o_config_register_path(catch_all, "/", 0);
+    /* h2o would print its proxy's errors to stderr in its own format; the proxy logs them. */
+    route->error_log.emit_request_errors = 0;
     dp_router_register(route, g);
     g->hosts[0] = catch_all;
     g->hosts[1] = NULL;
@@ -65,10 +67,11 @@ int dp_gen_new(struct rconf *rc, struct dp_gen **out, struct aegis_err *err)
 
         v->host = &rc->hosts[i];
         v->hsts = dp_hsts_value(v->host);
-        r = dp_proxy_register(proxies, v, err);
+        r = dp_proxy_vhost_init(v, err);
         if (r < 0)
             goto out;
     }
+    dp_proxy_register(proxies, g);
     *out = g;
     g = NULL;
 out:

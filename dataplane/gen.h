@@ -23,11 +23,14 @@
 #include "aegis/err.h"
 #include "aegis/rconf.h"
 
+struct dp_upstream;
+
 struct dp_vhost {
     const struct rconf_host *host;
-    h2o_handler_t *proxy;  /* handler/proxy.c: the h2o proxy to the first upstream */
+    h2o_handler_t *proxy;  /* handler/proxy.c: the generation's balancing proxy (one for all) */
     SSL_CTX *upstream_ssl; /* for https:// upstreams; NULL otherwise */
     h2o_iovec_t hsts;      /* the Strict-Transport-Security value; len 0: none */
+    struct dp_upstream *upstreams; /* upstream.h: parallel to host->upstreams */
 };
 
 struct dp_gen {

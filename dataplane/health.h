@@ -33,6 +33,31 @@ struct dp_upstream_report {
     char last_error[128]; /* the last check or connect error; "" when none */
 };
 
+/*
+ * Passive ejection: an upstream whose connection failed (refused, connect timeout, TLS handshake)
+ * is skipped for this long, or until an active check passes again, whichever comes first.
+ */
+#define DP_HEALTH_EJECT_MS 10000
+
+/*
+ * One upstream's shared state (health.c). Found or created by (host name, upstream URL) with one
+ * more reference; dp_upstream_health_put drops it. Both take a process-wide lock: they are called
+ * when a generation is built or freed, never per request.
+ */
+struct dp_upstream_health;
+struct dp_upstream_health *dp_upstream_health_get(const char *host, const char *url);
+/* Drops a reference. Accepts NULL. */
+void dp_upstream_health_put(struct dp_upstream_health *uh);
+/* Whether the balancer may use the upstream now: healthy and not ejected. Atomics only. */
+bool dp_upstream_health_usable(struct dp_upstream_health *uh);
+/* Whether the active checks hold the upstream healthy (ejected or not). Atomics only. */
+bool dp_upstream_health_healthy(struct dp_upstream_health *uh);
+/* Ejects the upstream for DP_HEALTH_EJECT_MS after a connect error (reason, e.g. "connect
+ * refused"); logs a warning unless it was already ejected. Any thread. */
+void dp_upstream_health_eject(struct dp_upstream_health *uh, const char *reason);
+/* What GET /status shows (any thread). */
+void dp_upstream_health_report(struct dp_upstream_health *uh, struct dp_upstream_report *out);
+
 /* The checker: made by the server at start, freed at stop. */
 int dp_health_new(struct dp_health **out, struct aegis_err *err);
 /* Makes g the generation whose upstreams are checked (taking a reference; the previous one is

@@ -31,7 +31,6 @@
  * until they are linked in, these references resolve to NULL and the calls are skipped. Once both
  * files are in the tree the pragmas can go.
  */
-#pragma weak dp_health_set_gen
 #pragma weak dp_metrics_config_applied
 
 struct dp_server {
@@ -40,8 +39,8 @@ struct dp_server {
     struct dp_tls *tls;
     SSL_CTX **front; /* one per HTTPS address */
     size_t n_front;
-    struct dp_gen *gen; /* the current generation */
-    struct dp_health *health;
+    struct dp_gen *gen;       /* the current generation */
+    struct dp_health *health; /* the upstream checker */
     struct dp_graveyard graveyard; /* replaced generations, reaped by worker 0 */
     struct dp_worker *workers;
     unsigned n_workers;
@@ -54,7 +53,7 @@ static struct dp_server *abandoned_server;
 
 static void config_applied(struct dp_server *s, struct dp_gen *g)
 {
-    if (s->health != NULL && dp_health_set_gen != NULL)
+    if (s->health != NULL)
         dp_health_set_gen(s->health, g);
     if (dp_metrics_config_applied != NULL)
         dp_metrics_config_applied(g->rc);
@@ -87,6 +86,10 @@ int dp_server_new(struct rconf *rc, unsigned n_workers, struct dp_server **out,
     r = dp_gen_new(rc, &s->gen, err);
     if (r < 0)
         goto out;
+    r = dp_health_new(&s->health, err);
+    if (r < 0)
+        goto out;
+    dp_health_set_gen(s->health, s->gen);
 
     specs = aegis_calloc(rc->n_http + rc->n_https + 1, sizeof(*specs));
     for (size_t i = 0; i < rc->n_http; i++)
@@ -213,6 +216,7 @@ void dp_server_free(struct dp_server *s)
         abandoned_server = s;
         return;
     }
+    dp_health_free(s->health);
     for (unsigned i = 0; i < s->n_inited; i++) {
         dp_worker_join(&s->workers[i]);
         dp_worker_dispose(&s->workers[i]);

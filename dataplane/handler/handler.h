@@ -32,22 +32,31 @@ h2o_iovec_t dp_hsts_value(const struct rconf_host *h);
 void dp_hsts_attach(h2o_req_t *req, const struct dp_vhost *v);
 
 /*
- * proxy.c - THE SEAM FOR THE BALANCING PROXY. For now every host is proxied to its first upstream
- * with h2o's built-in proxy (h2o_proxy_register_reverse_proxy); the weighted round robin, health
- * checks, retries and the serverName override replace these functions.
- * dp_proxy_register registers v's proxy handler on pathconf (a hidden path that contexts
- * initialize) and sets v->proxy and v->upstream_ssl.
+ * proxy.c - the balancing reverse proxy (weighted round robin over healthy upstreams, retries on
+ * connect errors, passive ejection, 502/503/504 with a short body; see the file's comment).
+ * dp_proxy_vhost_init prepares v's upstreams (v->upstreams, v->upstream_ssl) when the generation
+ * is built; dp_proxy_register registers the generation's one proxy handler on pathconf (a hidden
+ * path that contexts initialize, so each worker gets its pools) and sets every vhost's v->proxy;
+ * dp_proxy_vhost_dispose releases what dp_proxy_vhost_init made (accepts a partly made v).
  *
- * CONTRACT kept by the balancing proxy (the admin API relies on it):
- * - v->upstream_ssl stays the client SSL_CTX with the host's upstream TLS settings (CA bundle or
- *   system store, client certificate, expected name, insecureSkipVerify), NULL when the host has
- *   no https:// upstream; dp_proxy_upstream_name gives the name sent as SNI and verified.
+ * CONTRACT (the admin API relies on it):
+ * - v->upstream_ssl is the client SSL_CTX with the host's upstream TLS settings (CA bundle or
+ *   system store, client certificate, expected name, insecureSkipVerify) for its first https://
+ *   upstream, NULL when the host has none; dp_proxy_upstream_name gives the name sent as SNI and
+ *   verified (the serverName override, else the URL's host).
  * - dp_proxy_upstream_report fills what GET /status shows for upstream i of v.
  */
-int dp_proxy_register(h2o_pathconf_t *pathconf, struct dp_vhost *v, struct aegis_err *err);
+int dp_proxy_vhost_init(struct dp_vhost *v, struct aegis_err *err);
+void dp_proxy_vhost_dispose(struct dp_vhost *v);
+void dp_proxy_register(h2o_pathconf_t *pathconf, struct dp_gen *g);
 int dp_proxy_handle(const struct dp_vhost *v, h2o_req_t *req);
 const char *dp_proxy_upstream_name(const struct rconf_host *h, const struct rconf_upstream *u);
 struct dp_upstream_report;
 void dp_proxy_upstream_report(const struct dp_vhost *v, size_t i, struct dp_upstream_report *out);
+
+/* client_cert.c: removes any X-Client-Cert-Verified, -Subject and -SAN header the client sent,
+ * then, on HTTPS requests for a host with clientAuth optional or require, adds them for the
+ * connection's verified client certificate (Verified: NONE when there is none). */
+void dp_client_cert_headers(h2o_req_t *req, const struct rconf_host *h);
 
 #endif

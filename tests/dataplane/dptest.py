@@ -157,6 +157,161 @@ def start_upstream():
     return server.server_address[1]
 
 
+class AppUpstream:
+    """An upstream that names itself: every answer is JSON {"id", "path", "headers", "sni"}.
+    GET /healthz answers 200, or 503 while self.healthy is False; /sleep/<ms>/... waits first;
+    /status/<code> answers that status with the body "from upstream".
+    tls: None, or a dict for ssl.SSLContext settings: cert, key (file names in the work
+    directory), client_ca (require a client certificate chaining to it), max_version ("1.2").
+    The server names seen in TLS handshakes are kept in self.sni."""
+
+    def __init__(self, ident, tls=None):
+        self.ident = ident
+        self.healthy = True
+        self.sni = []
+        self.health_hits = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if self.path == "/healthz":
+                    outer.health_hits += 1
+                    code = 200 if outer.healthy else 503
+                    self.send_response(code)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                m = re.match(r"^/status/(\d+)", self.path)
+                if m:
+                    self.send_response(int(m.group(1)))
+                    self.send_header("Content-Length", "14")
+                    self.end_headers()
+                    self.wfile.write(b"from upstream\n")
+                    return
+                m = re.match(r"^/sleep/(\d+)", self.path)
+                if m:
+                    time.sleep(int(m.group(1)) / 1000)
+                body = json.dumps({"id": outer.ident, "path": self.path,
+                                   "headers": {k.lower(): v for k, v in self.headers.items()},
+                                   "sni": outer.sni[-1] if outer.sni else None}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                sock, addr = self.socket.accept()
+                if outer.ctx is not None:
+                    # The handshake runs in the request's thread, on its first read.
+                    sock = outer.ctx.wrap_socket(sock, server_side=True,
+                                                 do_handshake_on_connect=False)
+                return sock, addr
+
+            def handle_error(self, request, client_address):
+                pass  # failed handshakes are what some tests want
+
+        self.ctx = None
+        if tls:
+            self.ctx = server_tls_context(tls)
+            self.ctx.sni_callback = lambda obj, name, ctx: self.sni.append(name)
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def server_tls_context(tls):
+    """An ssl.SSLContext for a test server (see AppUpstream)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(path(tls["cert"] + ".pem"), path(tls["key"] + ".key"))
+    if tls.get("client_ca"):
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(path(tls["client_ca"] + ".pem"))
+    if tls.get("max_version") == "1.2":
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def closed_port():
+    """A port nothing listens on (connections to it are refused)."""
+    return free_port()
+
+
+def blackhole():
+    """A listening socket that never accepts, its queue filled: a connection to its port hangs
+    (the kernel drops the SYN) until the client gives up. Returns (port, sockets to keep)."""
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    keep = [lsock]
+    for _ in range(8):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.settimeout(0.3)
+        try:
+            c.connect(("127.0.0.1", port))
+            keep.append(c)
+        except OSError:
+            c.close()
+            return port, keep
+    sys.exit("blackhole: the listen queue never filled")
+
+
+def start_ws_upstream(tls=None):
+    """A websocket echo server (python3-websockets) on 127.0.0.1; tls as for AppUpstream.
+    Returns its port."""
+    import asyncio
+    import websockets
+    ready = threading.Event()
+    port = [0]
+    ctx = server_tls_context(tls) if tls else None
+
+    async def echo(ws, _path=None):
+        async for message in ws:
+            await ws.send(message)
+
+    def runner():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(websockets.serve(echo, "127.0.0.1", 0, ssl=ctx))
+        port[0] = server.sockets[0].getsockname()[1]
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=runner, daemon=True).start()
+    if not ready.wait(10):
+        sys.exit("the websocket upstream did not start")
+    return port[0]
+
+
+def ws_echo(port, host, messages, timeout=5):
+    """Opens a websocket to 127.0.0.1:port with Host host (HTTP/1.1, plain), sends each message
+    and returns the replies, or raises."""
+    import asyncio
+    import websockets
+
+    async def go():
+        sock = socket.create_connection(("127.0.0.1", port))
+        async with websockets.connect(f"ws://{host}:{port}/ws", sock=sock,
+                                      open_timeout=timeout) as ws:
+            replies = []
+            for m in messages:
+                await ws.send(m)
+                replies.append(await asyncio.wait_for(ws.recv(), timeout))
+            return replies
+
+    return asyncio.run(go())
+
+
 # ---- the dataplane -------------------------------------------------------------------------------
 
 def sanitizer_env():
