@@ -89,11 +89,19 @@ struct ctx_host {
     struct ctx_upstream *ups;
 };
 
+/* How often idle upstream connections past their keep-alive are closed. */
+#define SWEEP_INTERVAL_MS 1000
+
 struct proxy_ctx {
     h2o_context_t *ctx;
     struct ctx_host **hosts; /* by vhost index; NULL until the host is first served */
     struct ctx_host *made;
     struct dp_timeouts timeouts;
+    /* The sweep of idle upstream connections runs on a timer list of its own, not on the
+     * context's one_sec_timeout: an entry that is always linked there would keep a replaced
+     * context from ever looking idle (the live swap disposes a context only when every one of
+     * h2o's lists is empty). */
+    h2o_timeout_t *sweep_timeout;
     h2o_timeout_entry_t sweep;
 };
 
@@ -142,7 +150,7 @@ static void on_sweep(h2o_timeout_entry_t *entry)
         for (size_t i = 0; i < ch->n; i++)
             dp_upstream_pool_sweep(&ch->ups[i].pool);
     }
-    h2o_timeout_link(pc->ctx->loop, &pc->ctx->one_sec_timeout, &pc->sweep);
+    h2o_timeout_link(pc->ctx->loop, pc->sweep_timeout, &pc->sweep);
 }
 
 static void on_context_init(h2o_handler_t *self, h2o_context_t *ctx)
@@ -153,7 +161,8 @@ static void on_context_init(h2o_handler_t *self, h2o_context_t *ctx)
     pc->ctx = ctx;
     pc->hosts = aegis_calloc(ph->gen->rc->n_hosts + 1, sizeof(*pc->hosts));
     pc->sweep.cb = on_sweep;
-    h2o_timeout_link(ctx->loop, &ctx->one_sec_timeout, &pc->sweep);
+    pc->sweep_timeout = dp_timeouts_get(&pc->timeouts, ctx->loop, SWEEP_INTERVAL_MS);
+    h2o_timeout_link(ctx->loop, pc->sweep_timeout, &pc->sweep);
     h2o_context_set_handler_context(ctx, self, pc);
 }
 

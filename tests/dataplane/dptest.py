@@ -7,7 +7,8 @@
 # openssl s_client wrappers. Every process started through start_dataplane or track() is killed
 # on the way out, whatever happens.
 #
-# Environment: AEGIS_DATAPLANE (default: build/aegis-dataplane).
+# Environment: AEGIS_DATAPLANE (default: build/aegis-dataplane); AEGIS_KEEP_TEST_DIR=1 keeps the
+# work directory (configurations, logs) for a look after a failure.
 
 import atexit
 import http.server
@@ -37,7 +38,8 @@ def cleanup():
         if p.poll() is None:
             p.kill()
             p.wait()
-    shutil.rmtree(workdir, ignore_errors=True)
+    if not os.environ.get("AEGIS_KEEP_TEST_DIR"):
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 atexit.register(cleanup)

@@ -365,8 +365,12 @@ def main():
         log.seek(0)
         text = log.read()
         return all(f"generation {g}: freed" in text for g in [1, 2] + list(range(10, 29)))
+    def not_freed():
+        log.seek(0)
+        text = log.read()
+        return [g for g in [1, 2] + list(range(10, 29)) if f"generation {g}: freed" not in text]
     result(d.wait_for(all_freed, 5), "every replaced generation is freed once its connections "
-           "are gone")
+           "are gone", [f"not freed: {not_freed()}"])
 
     # ---- test-upstream-tls ----
     def tls_test(name):
