@@ -28,6 +28,8 @@ struct dp_vhost {
     h2o_handler_t *proxy;  /* handler/proxy.c: the h2o proxy to the first upstream */
     SSL_CTX *upstream_ssl; /* for https:// upstreams; NULL otherwise */
     h2o_iovec_t hsts;      /* the Strict-Transport-Security value; len 0: none */
+    /* metrics.h: the host's counters (valid for the process), filled by dp_gen_new */
+    struct dp_host_metrics *metrics;
 };
 
 struct dp_gen {

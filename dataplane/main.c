@@ -17,35 +17,47 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "aegis/alloc.h"
 #include "aegis/diag.h"
 #include "aegis/limits.h"
 #include "aegis/rconf.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_server.h"
 #include "server.h"
 
 #define PROG "aegis-dataplane"
 
+/* Observability flags (docs/metrics.md); NULL: off. */
+static const char *metrics_listen, *access_log;
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: " PROG " --config FILE [--workers N] [--log-level LEVEL]\n"
-            "       " PROG " --check --config FILE\n"
-            "       " PROG " --help | --version\n"
-            "\n"
-            "The Aegis dataplane: an h2o-based TLS proxy serving a rendered configuration\n"
-            "(JSON, see docs/rendered-config.md). The configuration is validated completely\n"
-            "before anything is served; SIGTERM or SIGINT stops it gracefully.\n"
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE      the rendered configuration to serve\n"
-            "  -w, --workers N        worker threads (default: the configuration's \"workers\",\n"
-            "                         else the number of cores)\n"
-            "  -l, --log-level LEVEL  error, warning, info (default) or debug\n"
-            "      --check            validate the configuration, print its problems and exit\n"
-            "                         (status 0 when it would be served, 1 when refused)\n"
-            "  -h, --help             show this help and exit\n"
-            "  -V, --version          show the version and exit\n");
+    fprintf(
+        out,
+        "Usage: " PROG " --config FILE [--workers N] [--log-level LEVEL]\n"
+        "                       [--metrics-listen ADDR:PORT] [--access-log FILE|-]\n"
+        "       " PROG " --check --config FILE\n"
+        "       " PROG " --help | --version\n"
+        "\n"
+        "The Aegis dataplane: an h2o-based TLS proxy serving a rendered configuration\n"
+        "(JSON, see docs/rendered-config.md). The configuration is validated completely\n"
+        "before anything is served; SIGTERM or SIGINT stops it gracefully.\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE      the rendered configuration to serve\n"
+        "  -w, --workers N        worker threads (default: the configuration's \"workers\",\n"
+        "                         else the number of cores)\n"
+        "  -l, --log-level LEVEL  error, warning, info (default) or debug\n"
+        "      --metrics-listen ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+        "                         (127.0.0.1:9145, [::1]:9145; plain HTTP, no secrets)\n"
+        "      --access-log FILE  one logfmt line per request to FILE (appended), or - for\n"
+        "                         standard output (default: off)\n"
+        "      --check            validate the configuration, print its problems and exit\n"
+        "                         (status 0 when it would be served, 1 when refused)\n"
+        "  -h, --help             show this help and exit\n"
+        "  -V, --version          show the version and exit\n");
 }
 
 /* Reads path into a new NUL-terminated buffer of at most AEGIS_LIMIT_RCONF_BYTES. */
@@ -165,6 +177,7 @@ static unsigned default_workers(const struct rconf *rc)
 static int serve(struct rconf *rc, unsigned workers)
 {
     struct dp_server *server = NULL;
+    struct dp_metrics_server *metrics = NULL;
     struct aegis_err err;
     sigset_t set;
     int sig = 0, status = 1;
@@ -179,7 +192,13 @@ static int serve(struct rconf *rc, unsigned workers)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (dp_server_new(rc, workers, &server, &err) < 0 || dp_server_start(server, &err) < 0) {
+    if ((access_log != NULL && dp_accesslog_open(access_log, &err) < 0) ||
+        dp_server_new(rc, workers, &server, &err) < 0 || dp_server_start(server, &err) < 0) {
+        dp_log(DP_LOG_ERROR, "%s", err.msg);
+        goto out;
+    }
+    dp_metrics_config_applied(rc);
+    if (metrics_listen != NULL && dp_metrics_server_start(metrics_listen, &metrics, &err) < 0) {
         dp_log(DP_LOG_ERROR, "%s", err.msg);
         goto out;
     }
@@ -199,7 +218,9 @@ static int serve(struct rconf *rc, unsigned workers)
 out:
     if (server != NULL && dp_server_stop(server))
         dp_log(DP_LOG_INFO, "stopped");
+    dp_metrics_server_stop(metrics);
     dp_server_free(server);
+    dp_accesslog_close();
     return status;
 }
 
@@ -235,6 +256,12 @@ int main(int argc, char **argv)
                         AEGIS_LIMIT_RCONF_WORKERS);
                 return 2;
             }
+            i++;
+        } else if (strcmp(arg, "--metrics-listen") == 0 && val != NULL) {
+            metrics_listen = val;
+            i++;
+        } else if (strcmp(arg, "--access-log") == 0 && val != NULL) {
+            access_log = val;
             i++;
         } else if ((strcmp(arg, "-l") == 0 || strcmp(arg, "--log-level") == 0) && val != NULL) {
             if (parse_level(val, &level) < 0) {
