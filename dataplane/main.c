@@ -34,30 +34,30 @@ static const char *metrics_listen, *access_log;
 
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "Usage: " PROG " --config FILE [--workers N] [--log-level LEVEL]\n"
-        "                       [--metrics-listen ADDR:PORT] [--access-log FILE|-]\n"
-        "       " PROG " --check --config FILE\n"
-        "       " PROG " --help | --version\n"
-        "\n"
-        "The Aegis dataplane: an h2o-based TLS proxy serving a rendered configuration\n"
-        "(JSON, see docs/rendered-config.md). The configuration is validated completely\n"
-        "before anything is served; SIGTERM or SIGINT stops it gracefully.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE      the rendered configuration to serve\n"
-        "  -w, --workers N        worker threads (default: the configuration's \"workers\",\n"
-        "                         else the number of cores)\n"
-        "  -l, --log-level LEVEL  error, warning, info (default) or debug\n"
-        "      --metrics-listen ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics\n"
-        "                         (127.0.0.1:9145, [::1]:9145; plain HTTP, no secrets)\n"
-        "      --access-log FILE  one logfmt line per request to FILE (appended), or - for\n"
-        "                         standard output (default: off)\n"
-        "      --check            validate the configuration, print its problems and exit\n"
-        "                         (status 0 when it would be served, 1 when refused)\n"
-        "  -h, --help             show this help and exit\n"
-        "  -V, --version          show the version and exit\n");
+    fprintf(out,
+            "Usage: " PROG " --config FILE [--workers N] [--log-level LEVEL]\n"
+            "                       [--metrics-listen ADDR:PORT] [--access-log FILE|-]\n"
+            "       " PROG " --check --config FILE\n"
+            "       " PROG " --help | --version\n"
+            "\n"
+            "The Aegis dataplane: an h2o-based TLS proxy serving a rendered configuration\n"
+            "(JSON, see docs/rendered-config.md). The configuration is validated completely\n"
+            "before anything is served; SIGTERM or SIGINT stops it gracefully.\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE      the rendered configuration to serve\n"
+            "  -w, --workers N        worker threads (default: the configuration's \"workers\",\n"
+            "                         else the number of cores)\n"
+            "  -l, --log-level LEVEL  error, warning, info (default) or debug\n"
+            "      --metrics-listen ADDR:PORT\n"
+            "                         serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+            "                         (127.0.0.1:9145, [::1]:9145; plain HTTP, no secrets)\n"
+            "      --access-log FILE  one logfmt line per request to FILE (appended), or - for\n"
+            "                         standard output (default: off)\n"
+            "      --check            validate the configuration, print its problems and exit\n"
+            "                         (status 0 when it would be served, 1 when refused)\n"
+            "  -h, --help             show this help and exit\n"
+            "  -V, --version          show the version and exit\n");
 }
 
 /* Reads path into a new NUL-terminated buffer of at most AEGIS_LIMIT_RCONF_BYTES. */

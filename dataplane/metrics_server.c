@@ -8,6 +8,7 @@
 #include "metrics_server.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -153,9 +154,10 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     struct dp_metrics_server *s =
         H2O_STRUCT_FROM_MEMBER(struct dp_metrics_server, receiver, receiver);
 
-    /* The stop message is the only one; h2o wants the list emptied. */
-    while (!h2o_linklist_is_empty(messages))
-        h2o_linklist_unlink(messages->next);
+    /* The stop message is the only one sent; h2o wants the list emptied. */
+    if (h2o_linklist_is_linked(&s->stop_message.link))
+        h2o_linklist_unlink(&s->stop_message.link);
+    assert(h2o_linklist_is_empty(messages));
     if (s->stopping)
         return;
     s->stopping = true;
