@@ -13,15 +13,21 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "aegis/alloc.h"
 #include "conn.h"
 #include "gen.h"
 #include "log.h"
 #include "metrics.h"
+
+/* Lines are gathered per worker context in a buffer of DP_ACCESSLOG_LINE_MAX bytes and written
+ * when the next line would not fit, or at the latest this long after the first line in it. */
+#define FLUSH_MS 1000
 
 /* Values longer than these are cut (and end with "..."); the line stays under the maximum. */
 #define PATH_MAX_LOGGED 1024
@@ -32,6 +38,15 @@
 struct logger {
     h2o_logger_t super;
     struct dp_gen *gen;
+};
+
+/* One worker context's pending lines (the logger's per-context data). */
+struct pending {
+    h2o_loop_t *loop;
+    h2o_timeout_t timeout;
+    h2o_timeout_entry_t flush_entry;
+    size_t len;
+    char buf[DP_ACCESSLOG_LINE_MAX];
 };
 
 /* Written once before the workers start and after they stop: read-only while they run. */
@@ -163,7 +178,29 @@ static const char *proto_name(int version)
     return version == 0x100 ? "HTTP/1.0" : "HTTP/1.1";
 }
 
-static void write_line(h2o_req_t *req, const struct rconf_host *host, uint64_t dur_us)
+static void flush(struct pending *p)
+{
+    ssize_t w;
+
+    if (p->len == 0)
+        return;
+    do {
+        w = write(log_fd, p->buf, p->len);
+    } while (w < 0 && errno == EINTR);
+    /* A full disk or a closed pipe must not stop the serving; said once, not per request. */
+    if (w != (ssize_t)p->len && !atomic_exchange(&write_failed, true))
+        dp_log(DP_LOG_ERROR, "access log: write failed (%s); further failures are not reported",
+               w < 0 ? strerror(errno) : "short write");
+    p->len = 0;
+}
+
+static void on_flush_timer(h2o_timeout_entry_t *entry)
+{
+    flush(H2O_STRUCT_FROM_MEMBER(struct pending, flush_entry, entry));
+}
+
+static void write_line(struct pending *p, h2o_req_t *req, const struct rconf_host *host,
+                       uint64_t dur_us)
 {
     struct line l = {.len = 0};
     struct sockaddr_storage sa;
@@ -173,7 +210,6 @@ static void write_line(h2o_req_t *req, const struct rconf_host *host, uint64_t d
     const char *path = req->input.path.base, *q;
     size_t path_len = req->input.path.len;
     socklen_t sa_len;
-    ssize_t w;
 
     timestamp(&l, &req->timestamps.request_begin_at);
     fieldz(&l, "host", host != NULL ? host->name : "-");
@@ -203,13 +239,13 @@ static void write_line(h2o_req_t *req, const struct rconf_host *host, uint64_t d
         fieldz(&l, "upstream", "-");
     l.buf[l.len++] = '\n';
 
-    do {
-        w = write(log_fd, l.buf, l.len);
-    } while (w < 0 && errno == EINTR);
-    /* A full disk or a closed pipe must not stop the serving; said once, not per request. */
-    if (w != (ssize_t)l.len && !atomic_exchange(&write_failed, true))
-        dp_log(DP_LOG_ERROR, "access log: write failed (%s); further failures are not reported",
-               w < 0 ? strerror(errno) : "short write");
+    /* Whole lines only: every write(2) is a run of complete lines of at most PIPE_BUF bytes. */
+    if (p->len + l.len > sizeof(p->buf))
+        flush(p);
+    memcpy(p->buf + p->len, l.buf, l.len);
+    p->len += l.len;
+    if (!h2o_timeout_is_linked(&p->flush_entry))
+        h2o_timeout_link(p->loop, &p->timeout, &p->flush_entry);
 }
 
 /* ---- the logger ------------------------------------------------------------------------------- */
@@ -248,8 +284,39 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
             hm = dp_gen_vhost(g, host)->metrics;
     }
     dp_metrics_request(hm, req->res.status, us);
-    if (log_fd >= 0)
-        write_line(req, host, us);
+    if (log_fd >= 0) {
+        struct pending *p = h2o_context_get_logger_context(req->conn->ctx, self);
+
+        if (p != NULL)
+            write_line(p, req, host, us);
+    }
+}
+
+static void on_context_init(h2o_logger_t *self, h2o_context_t *ctx)
+{
+    struct pending *p;
+
+    if (log_fd < 0)
+        return;
+    p = aegis_calloc(1, sizeof(*p));
+    p->loop = ctx->loop;
+    h2o_timeout_init(ctx->loop, &p->timeout, FLUSH_MS);
+    p->flush_entry.cb = on_flush_timer;
+    h2o_context_set_logger_context(ctx, self, p);
+}
+
+static void on_context_dispose(h2o_logger_t *self, h2o_context_t *ctx)
+{
+    struct pending *p = h2o_context_get_logger_context(ctx, self);
+
+    if (p == NULL)
+        return;
+    flush(p);
+    if (h2o_timeout_is_linked(&p->flush_entry))
+        h2o_timeout_unlink(&p->flush_entry);
+    h2o_timeout_dispose(p->loop, &p->timeout);
+    free(p);
+    h2o_context_set_logger_context(ctx, self, NULL);
 }
 
 void dp_accesslog_register(h2o_pathconf_t *pathconf, struct dp_gen *g)
@@ -257,5 +324,7 @@ void dp_accesslog_register(h2o_pathconf_t *pathconf, struct dp_gen *g)
     struct logger *l = (struct logger *)h2o_create_logger(pathconf, sizeof(*l));
 
     l->super.log_access = log_access;
+    l->super.on_context_init = on_context_init;
+    l->super.on_context_dispose = on_context_dispose;
     l->gen = g;
 }

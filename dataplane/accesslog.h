@@ -11,8 +11,10 @@
  *   sni=app.example.com upstream=http://10.0.0.5:8080
  *
  * (one line). The query string is never written: it often carries tokens and session ids.
- * Each line is written with a single write(2) of at most DP_ACCESSLOG_LINE_MAX bytes, so lines
- * of different workers never interleave, on a pipe as on a file opened for appending.
+ * Lines are buffered per worker context and written as runs of whole lines, each write(2) at most
+ * DP_ACCESSLOG_LINE_MAX bytes (PIPE_BUF), so lines of different workers never interleave, on a
+ * pipe as on a file opened for appending; a line is written at the latest a second after it was
+ * made, and the context's disposal (a stop, a swapped-out generation) writes what is left.
  */
 #ifndef DP_ACCESSLOG_H
 #define DP_ACCESSLOG_H

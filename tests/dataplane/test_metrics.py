@@ -249,6 +249,16 @@ def main():
         if metric(s, "aegis_dataplane_request_duration_seconds_count") >= want["requests"]:
             break
         time.sleep(0.1)
+    # Lines are buffered per worker and flushed at the latest a second after the first one.
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        with open(log_path, encoding="latin-1") as f:
+            n_lines = len(f.read().splitlines())
+        if n_lines >= want["requests"]:
+            break
+        time.sleep(0.1)
+    result(n_lines == want["requests"], "access-log lines written within the flush interval "
+           "while serving", [n_lines])
     text = check_metrics(mp, want, {"default/a": "a", "default/wild": "wild",
                                     "default/s": "stored", "default/m": "a"})
     check_listener(mp)
