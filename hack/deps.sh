@@ -21,7 +21,7 @@ packages=(
     # Later issues add their test servers and clients here: pebble (ACME), kubectl.
 )
 # --bench: the peers and load generators of hack/bench/dataplane.sh (run by hand, not by CI).
-bench_packages=(h2o nginx-light haproxy wrk nghttp2-client linux-perf)
+bench_packages=(h2o nginx-light haproxy wrk nghttp2-client linux-perf python3-cryptography)
 if [[ ${1:-} == --bench ]]; then
     packages+=("${bench_packages[@]}")
 elif (($#)); then
