@@ -11,6 +11,7 @@
 
 #include "aegis/alloc.h"
 #include "gen.h"
+#include "metrics.h"
 #include "worker.h"
 
 static void on_socket_close(void *data)
@@ -20,6 +21,7 @@ static void on_socket_close(void *data)
     void *prev_data = c->prev_close_data;
 
     dp_worker_conn_closed(c->ctx);
+    dp_metrics_conn_closed();
     dp_gen_unref(c->gen);
     free(c);
     if (prev != NULL)
@@ -34,6 +36,7 @@ struct dp_conn *dp_conn_attach(h2o_socket_t *sock, struct dp_ctx *ctx, bool tls)
     c->ctx = ctx;
     c->gen = dp_gen_ref(ctx->gen);
     dp_worker_conn_opened(ctx);
+    dp_metrics_conn_opened();
     c->tls = tls;
     c->prev_close_cb = sock->on_close.cb;
     c->prev_close_data = sock->on_close.data;

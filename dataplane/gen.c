@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accesslog.h"
 #include "aegis/alloc.h"
 #include "handler/handler.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 
 /* Names of the two h2o hosts. No request reaches them by name: the accept contexts route every
@@ -55,18 +57,21 @@ int dp_gen_new(struct rconf *rc, struct dp_gen **out, struct aegis_err *err)
     /* h2o would print its proxy's errors to stderr in its own format; the proxy logs them. */
     route->error_log.emit_request_errors = 0;
     dp_router_register(route, g);
+    dp_accesslog_register(route, g);
     g->hosts[0] = catch_all;
     g->hosts[1] = NULL;
 
     upstreams =
         h2o_config_register_host(&g->globalconf, h2o_iovec_init(H2O_STRLIT(UPSTREAMS_NAME)), 65535);
     proxies = h2o_config_register_path(upstreams, "/", 0);
+    dp_accesslog_register(proxies, g); /* a request reprocessed towards an upstream ends here */
     g->vhosts = aegis_calloc(rc->n_hosts + 1, sizeof(*g->vhosts));
     for (size_t i = 0; i < rc->n_hosts; i++) {
         struct dp_vhost *v = &g->vhosts[i];
 
         v->host = &rc->hosts[i];
         v->hsts = dp_hsts_value(v->host);
+        v->metrics = dp_metrics_host(v->host->name);
         r = dp_proxy_vhost_init(v, err);
         if (r < 0)
             goto out;

@@ -31,6 +31,8 @@ struct dp_vhost {
     SSL_CTX *upstream_ssl; /* for https:// upstreams; NULL otherwise */
     h2o_iovec_t hsts;      /* the Strict-Transport-Security value; len 0: none */
     struct dp_upstream *upstreams; /* upstream.h: parallel to host->upstreams */
+    /* metrics.h: the host's counters (valid for the process), filled by dp_gen_new */
+    struct dp_host_metrics *metrics;
 };
 
 struct dp_gen {

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "admin.h"
 #include "admin_api.h"
 #include "admin_control.h"
@@ -29,6 +30,7 @@
 #include "aegis/store.h"
 #include "lastgood.h"
 #include "log.h"
+#include "metrics_server.h"
 
 #define PROG "aegis-dataplane"
 
@@ -36,6 +38,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: " PROG " [--config FILE] [--admin-socket PATH] [--admin-listen ADDR:PORT]\n"
+            "                       [--metrics-listen ADDR:PORT] [--access-log FILE|-]\n"
             "       " PROG " --check --config FILE\n"
             "       " PROG " --admin-dev --admin-dev-export DIR [--state-dir DIR]\n"
             "       " PROG " --help | --version\n"
@@ -53,6 +56,11 @@ static void usage(FILE *out)
             "  -l, --log-level LEVEL     error, warning, info (default) or debug\n"
             "      --check               validate the configuration, print its problems and\n"
             "                            exit (status 0 when it would be served, 1 when refused)\n"
+            "Observability (docs/metrics.md):\n"
+            "      --metrics-listen A:P  serve Prometheus metrics on http://A:P/metrics\n"
+            "                            (127.0.0.1:9145, [::1]:9145; plain HTTP, no secrets)\n"
+            "      --access-log FILE     one logfmt line per request to FILE (appended), or - for\n"
+            "                            standard output (default: off)\n"
             "Admin API (docs/dataplane.md):\n"
             "      --admin-socket PATH   serve it on a unix socket (mode 0600)\n"
             "      --admin-listen A:P    and/or on TCP with mutual TLS\n"
@@ -201,6 +209,8 @@ enum opt {
     OPT_ADMIN_DEV_EXPORT,
     OPT_STATE_DIR,
     OPT_MASTER_KEY_FILE,
+    OPT_METRICS_LISTEN,
+    OPT_ACCESS_LOG,
 };
 
 static const struct {
@@ -225,6 +235,8 @@ static const struct {
     {NULL, "--admin-dev-export", true, OPT_ADMIN_DEV_EXPORT},
     {NULL, "--state-dir", true, OPT_STATE_DIR},
     {NULL, "--master-key-file", true, OPT_MASTER_KEY_FILE},
+    {NULL, "--metrics-listen", true, OPT_METRICS_LISTEN},
+    {NULL, "--access-log", true, OPT_ACCESS_LOG},
 };
 
 struct flags {
@@ -236,6 +248,8 @@ struct flags {
     struct dp_admin_tls_opts tls; /* files, dev, allowed SANs */
     const char *state_dir;        /* given explicitly; NULL: the default */
     const char *master_key_file;
+    const char *metrics_listen; /* NULL: no metrics listener */
+    const char *access_log;     /* NULL: no access log */
 };
 
 /* Parses argv into f; returns -1 to go on, else the exit status (help, version, usage error). */
@@ -317,6 +331,12 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             break;
         case OPT_MASTER_KEY_FILE:
             f->master_key_file = val;
+            break;
+        case OPT_METRICS_LISTEN:
+            f->metrics_listen = val;
+            break;
+        case OPT_ACCESS_LOG:
+            f->access_log = val;
             break;
         }
     }
@@ -408,6 +428,7 @@ static int run(const struct flags *f, const struct aegis_keyring *ring, const ch
     struct dp_admin_backend backend;
     struct dp_admin_opts aopts = {f->admin_socket, f->admin_listen, NULL};
     struct dp_admin *admin = NULL;
+    struct dp_metrics_server *metrics = NULL;
     struct aegis_err err;
     sigset_t set;
     int sig = 0, status = 1, r;
@@ -423,6 +444,15 @@ static int run(const struct flags *f, const struct aegis_keyring *ring, const ch
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (f->access_log != NULL && (r = dp_accesslog_open(f->access_log, &err)) < 0) {
+        print_err(&err, r);
+        goto out;
+    }
+    if (f->metrics_listen != NULL &&
+        (r = dp_metrics_server_start(f->metrics_listen, &metrics, &err)) < 0) {
+        print_err(&err, r);
+        goto out;
+    }
     if (f->config != NULL) {
         char *doc = NULL;
         size_t len = 0;
@@ -473,6 +503,8 @@ out:
     if (dp_control_stop(ctl) && dp_control_serving(ctl))
         dp_log(DP_LOG_INFO, "stopped");
     dp_control_free(ctl);
+    dp_metrics_server_stop(metrics);
+    dp_accesslog_close();
     return status;
 }
 

@@ -26,21 +26,14 @@
 #include "tls.h"
 #include "worker.h"
 
-/*
- * The health checker (health.c) and the metrics registry (metrics.c) are built on other branches;
- * until they are linked in, these references resolve to NULL and the calls are skipped. Once both
- * files are in the tree the pragmas can go.
- */
-#pragma weak dp_metrics_config_applied
-
 struct dp_server {
     pthread_mutex_t lock; /* guards gen for the readers of dp_server_gen */
     struct rconf *rc;     /* the first configuration: the listeners */
     struct dp_tls *tls;
     SSL_CTX **front; /* one per HTTPS address */
     size_t n_front;
-    struct dp_gen *gen;       /* the current generation */
-    struct dp_health *health; /* the upstream checker */
+    struct dp_gen *gen;            /* the current generation */
+    struct dp_health *health;      /* the upstream checker */
     struct dp_graveyard graveyard; /* replaced generations, reaped by worker 0 */
     struct dp_worker *workers;
     unsigned n_workers;
@@ -55,8 +48,7 @@ static void config_applied(struct dp_server *s, struct dp_gen *g)
 {
     if (s->health != NULL)
         dp_health_set_gen(s->health, g);
-    if (dp_metrics_config_applied != NULL)
-        dp_metrics_config_applied(g->rc);
+    dp_metrics_config_applied(g->rc);
 }
 
 int dp_server_new(struct rconf *rc, unsigned n_workers, struct dp_server **out,

@@ -35,6 +35,7 @@
 #include "conn.h"
 #include "gen.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Mozilla's "intermediate" configuration (ssl-config.mozilla.org, guidelines v5.7). */
 #define CIPHERS_TLS12                                                                              \
@@ -375,6 +376,63 @@ static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *ss, const unsig
     return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
 }
 
+/* ---- metrics ---------------------------------------------------------------------------------- */
+
+/* The failure reason told by the fatal alert the server sends. */
+static enum dp_tls_failure failure_of_alert(const SSL *ssl, int alert)
+{
+    switch (alert) {
+    case SSL_AD_UNRECOGNIZED_NAME:
+        return DP_TLS_FAIL_UNKNOWN_NAME;
+    case SSL_AD_HANDSHAKE_FAILURE:
+        /* TLS 1.2 says handshake_failure both for a missing client certificate and for no shared
+         * cipher or group; the state tells them apart. */
+        return SSL_get_state(ssl) == TLS_ST_SR_CERT ? DP_TLS_FAIL_CLIENT_CERT
+                                                    : DP_TLS_FAIL_PROTOCOL;
+    case SSL_AD_PROTOCOL_VERSION:
+    case SSL_AD_INSUFFICIENT_SECURITY:
+    case SSL_AD_NO_APPLICATION_PROTOCOL:
+    case SSL_AD_ILLEGAL_PARAMETER:
+    case SSL_AD_DECODE_ERROR:
+    case SSL_AD_UNEXPECTED_MESSAGE:
+    case SSL_AD_MISSING_EXTENSION:
+    case SSL_AD_UNSUPPORTED_EXTENSION:
+        return DP_TLS_FAIL_PROTOCOL;
+    case SSL_AD_CERTIFICATE_REQUIRED:
+    case SSL_AD_BAD_CERTIFICATE:
+    case SSL_AD_UNSUPPORTED_CERTIFICATE:
+    case SSL_AD_CERTIFICATE_REVOKED:
+    case SSL_AD_CERTIFICATE_EXPIRED:
+    case SSL_AD_CERTIFICATE_UNKNOWN:
+    case SSL_AD_UNKNOWN_CA:
+    case SSL_AD_ACCESS_DENIED:
+        return DP_TLS_FAIL_CLIENT_CERT;
+    default:
+        return DP_TLS_FAIL_OTHER;
+    }
+}
+
+/*
+ * Counts completed handshakes and failed ones. A handshake fails on our side with a fatal alert
+ * we send (the ClientHello callback's unrecognized_name, OpenSSL's protocol_version,
+ * certificate_required, ...), or on the client's side with one it sends; a client that just
+ * disconnects sends nothing and is not counted. h2o 2.2.5 reports the handshake's outcome to no
+ * public callback, hence OpenSSL's info callback.
+ */
+static void on_info(const SSL *ssl, int where, int ret)
+{
+    if (where & SSL_CB_HANDSHAKE_DONE) {
+        dp_metrics_tls_handshake();
+        return;
+    }
+    if (!(where & SSL_CB_ALERT) || (ret >> 8) != SSL3_AL_FATAL || SSL_is_init_finished(ssl))
+        return;
+    if (where & SSL_CB_READ)
+        dp_metrics_tls_failure(DP_TLS_FAIL_CLIENT_REFUSED);
+    else
+        dp_metrics_tls_failure(failure_of_alert(ssl, ret & 0xff));
+}
+
 /* ---- the front context ------------------------------------------------------------------------ */
 
 int dp_tls_front_ctx_new(struct dp_tls *t, SSL_CTX **out, struct aegis_err *err)
@@ -407,6 +465,7 @@ int dp_tls_front_ctx_new(struct dp_tls *t, SSL_CTX **out, struct aegis_err *err)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_timeout(ctx, TICKET_LIFETIME_S);
     SSL_CTX_set_client_hello_cb(ctx, on_client_hello, t);
+    SSL_CTX_set_info_callback(ctx, on_info);
     h2o_ssl_register_alpn_protocols(ctx, h2o_alpn_protocols);
     *out = ctx;
     ctx = NULL;

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Installs every build and test dependency of Aegis from Debian 12's packages. This is the only
-# place the list lives: CI, hack/quickstart.sh and hack/test.sh all call this script. It is
+# place the list lives: CI, hack/quickstart.sh and hack/test.sh all call this script (`--bench` adds
+# the peers and load generators of hack/bench/dataplane.sh, which CI does not need). It is
 # idempotent: when every package is already installed it changes nothing and needs no network.
 set -euo pipefail
 
@@ -14,11 +15,19 @@ packages=(
     # Libraries
     libssl-dev openssl libyaml-dev libcurl4-openssl-dev libjansson-dev libinotifytools0-dev
     libh2o-evloop-dev
-    # Tests: /usr/bin/python3 with these modules runs the schema and protocol tests
-    curl python3 python3-yaml python3-ruamel.yaml python3-jsonschema
-    # Later issues add their test servers and clients here: pebble (ACME), kubectl, wrk,
-    # nghttp2-client (h2load), prometheus (promtool).
+    # Tests: /usr/bin/python3 with these modules runs the schema and protocol tests; promtool
+    # (from prometheus) checks the dataplane's /metrics
+    curl python3 python3-yaml python3-ruamel.yaml python3-jsonschema prometheus
+    # Later issues add their test servers and clients here: pebble (ACME), kubectl.
 )
+# --bench: the peers and load generators of hack/bench/dataplane.sh (run by hand, not by CI).
+bench_packages=(h2o nginx-light haproxy wrk nghttp2-client linux-perf python3-cryptography)
+if [[ ${1:-} == --bench ]]; then
+    packages+=("${bench_packages[@]}")
+elif (($#)); then
+    echo "usage: $0 [--bench]" >&2
+    exit 2
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -32,10 +32,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accesslog.h"
 #include "aegis/alloc.h"
 #include "handler.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "upstream.h"
 
 /* Idle upstream connections are kept this long. It must not be 0: h2o 2.2.5 connects in cleartext
@@ -44,17 +46,18 @@
 /* The module name h2o's proxy logs its own errors under (lib/core/proxy.c, 2.2.5). */
 #define H2O_PROXY_MODULE "lib/core/proxy.c"
 
-/* X(name, status, reason, body): the errors the proxy answers with. */
+/* X(name, status, reason, body, metric): the errors the proxy answers with, and the kind they are
+ * counted as in aegis_dataplane_upstream_errors_total (metrics.h). */
 #define PROXY_ERRORS(X)                                                                            \
-    X(NO_UPSTREAM, 503, "Service Unavailable", "no upstream is available\n")                       \
-    X(CONNECT, 502, "Bad Gateway", "upstream connection refused\n")                                \
-    X(CONNECT_TIMEOUT, 504, "Gateway Timeout", "upstream connect timeout\n")                       \
-    X(READ_TIMEOUT, 504, "Gateway Timeout", "upstream read timeout\n")                             \
-    X(TLS, 502, "Bad Gateway", "upstream TLS handshake failed\n")                                  \
-    X(PROTOCOL, 502, "Bad Gateway", "upstream connection failed or broken response\n")
+    X(NO_UPSTREAM, 503, "Service Unavailable", "no upstream is available\n", NO_HEALTHY)           \
+    X(CONNECT, 502, "Bad Gateway", "upstream connection refused\n", CONNECT)                       \
+    X(CONNECT_TIMEOUT, 504, "Gateway Timeout", "upstream connect timeout\n", CONNECT_TIMEOUT)      \
+    X(READ_TIMEOUT, 504, "Gateway Timeout", "upstream read timeout\n", READ_TIMEOUT)               \
+    X(TLS, 502, "Bad Gateway", "upstream TLS handshake failed\n", TLS)                             \
+    X(PROTOCOL, 502, "Bad Gateway", "upstream connection failed or broken response\n", PROTOCOL)
 
 enum proxy_error {
-#define PROXY_ERROR_ENUM(name, status, reason, body) PROXY_ERR_##name,
+#define PROXY_ERROR_ENUM(name, status, reason, body, metric) PROXY_ERR_##name,
     PROXY_ERRORS(PROXY_ERROR_ENUM)
 #undef PROXY_ERROR_ENUM
 };
@@ -63,8 +66,10 @@ static const struct {
     int status;
     const char *reason;
     const char *body;
+    enum dp_upstream_error metric;
 } proxy_errors[] = {
-#define PROXY_ERROR_ROW(name, status, reason, body) {status, reason, body},
+#define PROXY_ERROR_ROW(name, status, reason, body, metric)                                        \
+    {status, reason, body, DP_UPSTREAM_ERR_##metric},
     PROXY_ERRORS(PROXY_ERROR_ROW)
 #undef PROXY_ERROR_ROW
 };
@@ -132,6 +137,12 @@ struct body_ostream {
 const char *dp_proxy_upstream_name(const struct rconf_host *h, const struct rconf_upstream *u)
 {
     return h->upstream_tls.server_name ? h->upstream_tls.server_name : u->host;
+}
+
+/* Counts one failure of an upstream of v in the metrics. */
+static void count(const struct dp_vhost *v, enum proxy_error e)
+{
+    dp_metrics_upstream_error(v->metrics, proxy_errors[e].metric);
 }
 
 static void send_error(h2o_req_t *req, enum proxy_error e)
@@ -246,18 +257,18 @@ static const char *h2o_proxy_error(h2o_req_t *req, char *buf, size_t size)
 static enum proxy_error classify(const struct dp_upstream *up, const char *msg)
 {
     if (strcmp(msg, "I/O timeout") == 0)
-        return PROXY_ERR_READ_TIMEOUT; /* metrics: DP_UPSTREAM_ERR_READ_TIMEOUT */
+        return PROXY_ERR_READ_TIMEOUT;
     if (strcmp(msg, "connection timeout") == 0)
-        return PROXY_ERR_CONNECT_TIMEOUT; /* metrics: DP_UPSTREAM_ERR_CONNECT_TIMEOUT */
+        return PROXY_ERR_CONNECT_TIMEOUT;
     if (strcmp(msg, "connection failed") == 0 || strcmp(msg, "failed to connect to host") == 0 ||
         strcmp(msg, "socket create error") == 0)
-        return PROXY_ERR_CONNECT; /* metrics: DP_UPSTREAM_ERR_CONNECT */
+        return PROXY_ERR_CONNECT;
     /* h2o reports a failed verification as the bare X509 error string, and a TLS 1.3 upstream
      * refuses a missing client certificate after the client finished its handshake, so that the
      * alert arrives as an I/O error instead of the response head: ask OpenSSL. */
     if (strncmp(msg, "ssl ", 4) == 0 || (up->conf->tls && dp_upstream_tls_failed()))
-        return PROXY_ERR_TLS;  /* metrics: DP_UPSTREAM_ERR_TLS */
-    return PROXY_ERR_PROTOCOL; /* metrics: DP_UPSTREAM_ERR_PROTOCOL */
+        return PROXY_ERR_TLS;
+    return PROXY_ERR_PROTOCOL;
 }
 
 static void on_setup_ostream(h2o_req_prefilter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
@@ -271,6 +282,7 @@ static void on_setup_ostream(h2o_req_prefilter_t *self, h2o_req_t *req, h2o_ostr
 
     if (msg != NULL) {
         e = classify(up, msg);
+        count(p->v, e);
         switch (e) {
         case PROXY_ERR_TLS:
             snprintf(reason, sizeof(reason), "TLS handshake failed: %s",
@@ -355,11 +367,16 @@ static void hand_off(struct attempt *a)
     p->super.on_setup_ostream = on_setup_ostream;
     p->v = a->v;
     p->idx = a->idx;
+    /* For the access log's upstream= field; the URL lives as long as the generation, which the
+     * request's connection holds. */
+    *h2o_req_getenv(req, H2O_STRLIT(DP_ACCESSLOG_UPSTREAM_ENV), 1) =
+        h2o_iovec_init(up->conf->url, strlen(up->conf->url));
     h2o_reprocess_request(req, req->method, scheme, authority, path, o, 0);
 }
 
 static void fail(struct attempt *a, enum proxy_error e, const char *reason)
 {
+    count(a->v, e);
     dp_upstream_health_eject(a->v->upstreams[a->idx].health, reason);
     a->last = e;
     try_next(a);
@@ -375,7 +392,6 @@ static void on_connect(h2o_socket_t *sock, const char *errstr, void *data)
     if (sock == NULL) {
         dp_log(DP_LOG_DEBUG, "host %s: upstream %s: %s", a->v->host->name,
                a->v->upstreams[a->idx].conf->url, errstr);
-        /* metrics: DP_UPSTREAM_ERR_CONNECT */
         fail(a, PROXY_ERR_CONNECT, "connect refused or unreachable");
         return;
     }
@@ -394,7 +410,6 @@ static void on_connect_timeout(h2o_timeout_entry_t *entry)
 
     h2o_socketpool_cancel_connect(a->connect_req);
     a->connect_req = NULL;
-    /* metrics: DP_UPSTREAM_ERR_CONNECT_TIMEOUT */
     fail(a, PROXY_ERR_CONNECT_TIMEOUT, "connect timeout");
 }
 
@@ -406,7 +421,7 @@ static void try_next(struct attempt *a)
 
     if (i < 0) {
         if (a->tried == 0) {
-            /* metrics: DP_UPSTREAM_ERR_NO_HEALTHY */
+            count(v, PROXY_ERR_NO_UPSTREAM);
             send_error(a->req, PROXY_ERR_NO_UPSTREAM);
         } else {
             send_error(a->req, a->last);

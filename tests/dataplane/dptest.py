@@ -470,3 +470,68 @@ def summary(started):
     print(f"# {time.time() - started:.1f} s")
     print(f"{counts['passed']} passed, {counts['failed']} failed")
     return 1 if counts["failed"] else 0
+
+
+# ---- metrics and the access log ------------------------------------------------------------------
+
+def scrape(port, addr="127.0.0.1", path_="/metrics"):
+    """GET http://addr:port/metrics: (status, content type, body text)."""
+    host = f"[{addr}]" if ":" in addr else addr
+    r = run(["curl", "-sS", "--max-time", "10", "-D", path("scrape.headers"), "-o",
+             path("scrape.body"), "-w", "%{http_code}", f"http://{host}:{port}{path_}"])
+    ctype = ""
+    try:
+        for line in open(path("scrape.headers")).read().splitlines():
+            if line.lower().startswith("content-type:"):
+                ctype = line.split(":", 1)[1].strip()
+        body = open(path("scrape.body")).read()
+    except OSError:
+        body = ""
+    return int(r.stdout.decode() or 0), ctype, body
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """The samples of a Prometheus text exposition: {(name, ((label, value), ...)): float}, label
+    values unescaped and labels sorted."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        labels = tuple(sorted((k, re.sub(r'\\(.)', lambda e: "\n" if e.group(1) == "n"
+                                          else e.group(1), v))
+                              for k, v in _LABEL.findall(m.group(3) or "")))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metric(samples, name, **labels):
+    """One sample's value (0.0 when absent: zero per-host counters are left out)."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+_LOGFMT = re.compile(r'([a-z_]+)=("(?:[^"\\]|\\.)*"|[^ "]*)(?: |$)')
+
+
+def parse_logfmt(line):
+    """The fields of one access-log line (docs/metrics.md): a list of (key, value) in order,
+    quoted values unescaped (\\" \\\\ \\xHH) to bytes decoded as latin-1; None when the line does
+    not parse as a whole."""
+    fields, pos = [], 0
+    while pos < len(line):
+        m = _LOGFMT.match(line, pos)
+        if not m:
+            return None
+        v = m.group(2)
+        if v.startswith('"'):
+            v = re.sub(r'\\x([0-9a-f]{2})|\\(["\\])',
+                       lambda e: chr(int(e.group(1), 16)) if e.group(1) else e.group(2), v[1:-1])
+        fields.append((m.group(1), v))
+        pos = m.end()
+    return fields
