@@ -73,10 +73,19 @@ struct dp_tls {
 
 static int ctx_index = -1;
 static pthread_once_t ctx_index_once = PTHREAD_ONCE_INIT;
+/* Fetched once: OpenSSL 3 looks an algorithm up by name (locks, hash walks, strcmp) every time
+ * EVP_sha256() or EVP_aes_256_cbc() is used to initialize a context, on every handshake. Kept for
+ * the life of the process. */
+static EVP_MD *sha256_md;
+static EVP_CIPHER *ticket_cipher;
 
 static void make_ctx_index(void)
 {
     ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    if (sha256_md == NULL || ticket_cipher == NULL)
+        abort(); /* the default provider lacks what TLS itself needs */
 }
 
 static void new_key(struct ticket_key *k)
@@ -202,7 +211,7 @@ static void binding_of(const char *sni, const unsigned char *policy, unsigned ch
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int n = 0;
 
-    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+    if (md == NULL || EVP_DigestInit_ex(md, sha256_md, NULL) != 1 ||
         EVP_DigestUpdate(md, sni, strlen(sni) + 1) != 1 || EVP_DigestUpdate(md, policy, 32) != 1 ||
         EVP_DigestFinal_ex(md, out, &n) != 1)
         abort();
@@ -320,9 +329,9 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv
     if (enc) {
         memcpy(key_name, k.name, sizeof(k.name));
         ok = RAND_bytes(iv, 16) == 1 &&
-             EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1;
+             EVP_EncryptInit_ex(cctx, ticket_cipher, NULL, k.aes, iv) == 1;
     } else {
-        ok = EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1;
+        ok = EVP_DecryptInit_ex(cctx, ticket_cipher, NULL, k.aes, iv) == 1;
     }
     params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac, sizeof(k.hmac));
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
@@ -464,6 +473,9 @@ int dp_tls_front_ctx_new(struct dp_tls *t, SSL_CTX **out, struct aegis_err *err)
     /* Stateless tickets only: a server-side cache would be another way to resume across hosts. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_timeout(ctx, TICKET_LIFETIME_S);
+    /* One ticket per TLS 1.3 handshake, not OpenSSL's two: a client resumes with one, and each
+     * ticket costs an encryption, a MAC and a record on every new connection. */
+    SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_client_hello_cb(ctx, on_client_hello, t);
     SSL_CTX_set_info_callback(ctx, on_info);
     h2o_ssl_register_alpn_protocols(ctx, h2o_alpn_protocols);

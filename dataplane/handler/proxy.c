@@ -63,13 +63,13 @@ enum proxy_error {
 };
 
 static const struct {
-    int status;
     const char *reason;
     const char *body;
+    int status;
     enum dp_upstream_error metric;
 } proxy_errors[] = {
 #define PROXY_ERROR_ROW(name, status, reason, body, metric)                                        \
-    {status, reason, body, DP_UPSTREAM_ERR_##metric},
+    {reason, body, status, DP_UPSTREAM_ERR_##metric},
     PROXY_ERRORS(PROXY_ERROR_ROW)
 #undef PROXY_ERROR_ROW
 };
