@@ -12,10 +12,12 @@
 #include "upstream.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -227,6 +229,30 @@ void dp_upstream_pool_sweep(h2o_socketpool_t *pool)
      * the pool's timer list, which is no longer on the loop: unlink it, it is called from here. */
     pool->_interval_cb.entry.cb(&pool->_interval_cb.entry);
     h2o_timeout_unlink(&pool->_interval_cb.entry);
+}
+
+/*
+ * An idle connection as h2o 2.2.5 keeps it in a pool's list (lib/common/socketpool.c, struct
+ * pool_entry_t, private): the exported socket first, then the list link. Only the fd is read.
+ */
+struct h2o_pool_entry {
+    h2o_socket_export_t sockinfo;
+    h2o_linklist_t link;
+    uint64_t added_at;
+};
+
+bool dp_upstream_pool_idle_alive(h2o_socketpool_t *pool)
+{
+    const struct h2o_pool_entry *e;
+    char c;
+
+    /* The pool belongs to one worker context: its list is only touched by this thread. */
+    if (h2o_linklist_is_empty(&pool->_shared.sockets))
+        return false;
+    /* h2o's connect takes the first entry, after the same liveness check. */
+    e = H2O_STRUCT_FROM_MEMBER(struct h2o_pool_entry, link, pool->_shared.sockets.next);
+    return recv(e->sockinfo.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == -1 &&
+           (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void dp_upstream_pool_dispose(h2o_socketpool_t *pool, h2o_loop_t *loop, bool detached_timer)

@@ -430,6 +430,11 @@ static void try_next(struct attempt *a)
     }
     a->idx = i;
     a->tried |= (uint64_t)1 << i;
+    /* A live idle connection to this upstream: nothing to connect, so nothing to retry. */
+    if (dp_upstream_pool_idle_alive(&a->ch->ups[i].pool)) {
+        hand_off(a);
+        return;
+    }
     h2o_timeout_link(ctx->loop, a->ch->connect_timeout, &a->timer);
     /* May call on_connect before returning (an idle connection, or an immediate refusal). */
     h2o_socketpool_connect(&a->connect_req, &a->ch->ups[i].pool, ctx->loop,

@@ -169,6 +169,7 @@ class AppUpstream:
 
     def __init__(self, ident, tls=None):
         self.ident = ident
+        self.conns = []  # accepted sockets, for kill()
         self.healthy = True
         self.sni = []
         self.health_hits = 0
@@ -212,6 +213,7 @@ class AppUpstream:
 
             def get_request(self):
                 sock, addr = self.socket.accept()
+                outer.conns.append(sock)
                 if outer.ctx is not None:
                     # The handshake runs in the request's thread, on its first read.
                     sock = outer.ctx.wrap_socket(sock, server_side=True,
@@ -228,6 +230,17 @@ class AppUpstream:
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def kill(self):
+        """Dies as a crashed upstream does: the port refuses, open connections are closed."""
+        self.server.shutdown()
+        self.server.server_close()
+        for s in self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
 
 
 def server_tls_context(tls):

@@ -61,6 +61,8 @@ def config(hp, hs, ups):
                  tls={}, forceHTTPS=False),
             host("hc", [f"http://127.0.0.1:{ups['d'].port}", f"http://127.0.0.1:{ups['e'].port}"],
                  healthCheck=HEALTH),
+            host("dies", [f"http://127.0.0.1:{ups['g'].port}",
+                          f"http://127.0.0.1:{ups['h'].port}"]),
             host("retry", [f"http://127.0.0.1:{ups['f'].port}",
                            f"http://127.0.0.1:{ups['closed']}"]),
             host("refused", [f"http://127.0.0.1:{ups['closed']}"]),
@@ -214,6 +216,19 @@ def test_errors(hp, log):
     result(st == 200, "read timeout: a quick answer on the same host is served", [st, body])
 
 
+def test_upstream_dies(hp, ups):
+    """An upstream that dies while the pool holds idle connections to it: the next requests find
+    those connections dead, connect, are refused, and go to the other upstream - no 502."""
+    warm = many("dies", hp, 10)
+    ids = {b for st, b in warm}
+    ups["g"].kill()
+    res = many("dies", hp, 20)
+    bad = [r for r in res if r[0] != 200]
+    result(ids == {"g", "h"} and len(res) == 20 and not bad,
+           "an upstream dying with idle pooled connections: 20 requests, no 502",
+           [ids, bad[:5]])
+
+
 def test_upstream_tls(hp, ups, log):
     for name in ("mtls", "mtls12"):
         st, body, _ = get(name, hp)
@@ -308,7 +323,7 @@ def read_log(log):
 def main():
     started = time.time()
     make_certs()
-    ups = {k: AppUpstream(k) for k in "abcdef"}
+    ups = {k: AppUpstream(k) for k in "abcdefgh"}
     ups["t13"] = AppUpstream("t13", {"cert": "backend", "key": "backend", "client_ca": "ca"})
     ups["t12"] = AppUpstream("t12", {"cert": "backend", "key": "backend", "client_ca": "ca",
                                      "max_version": "1.2"})
@@ -321,6 +336,7 @@ def main():
 
     test_round_robin(hp, hs)
     test_errors(hp, log)
+    test_upstream_dies(hp, ups)
     test_upstream_tls(hp, ups, log)
     test_headers(hp, hs)
     test_client_cert(hp, hs)
