@@ -58,6 +58,12 @@ struct dp_admin {
     h2o_multithread_message_t stop_message;
     bool stopping;
     size_t nconns;
+    /* dp_admin_free lets the stopped thread end (dp_admin_stop says why it waits) */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+    bool parked; /* the thread stopped serving and waits */
+    bool released;
+    bool stopped; /* dp_admin_stop ran */
 };
 
 static uint64_t now_ms(void)
@@ -284,6 +290,12 @@ static void *run(void *arg)
     while (a->nconns > 0 && now_ms() < deadline)
         h2o_evloop_run(a->loop, ADMIN_POLL_MS);
     h2o_evloop_run(a->loop, 0);
+    pthread_mutex_lock(&a->park_lock);
+    a->parked = true;
+    pthread_cond_broadcast(&a->park_cond);
+    while (!a->released)
+        pthread_cond_wait(&a->park_cond, &a->park_lock);
+    pthread_mutex_unlock(&a->park_lock);
     return NULL;
 }
 
@@ -312,6 +324,8 @@ static void admin_free(struct dp_admin *a)
         free(a->socket_path);
     }
     SSL_CTX_free(a->ssl_ctx);
+    pthread_cond_destroy(&a->park_cond);
+    pthread_mutex_destroy(&a->park_lock);
     free(a);
 }
 
@@ -324,6 +338,8 @@ int dp_admin_start(const struct dp_admin_opts *o, const struct dp_admin_backend 
     int fd, r = 0;
 
     *out = NULL;
+    pthread_mutex_init(&a->park_lock, NULL);
+    pthread_cond_init(&a->park_cond, NULL);
     a->backend = backend;
     a->ssl_ctx = o->ssl_ctx;
     h2o_config_init(&a->config);
@@ -376,11 +392,31 @@ out:
 
 void dp_admin_stop(struct dp_admin *a)
 {
+    if (a == NULL || a->stopped)
+        return;
+    a->stopped = true;
+    if (!a->running)
+        return;
+    h2o_multithread_send_message(&a->receiver, &a->stop_message);
+    /* Until the thread parks, a request still being drained may call the backend. */
+    pthread_mutex_lock(&a->park_lock);
+    while (!a->parked)
+        pthread_cond_wait(&a->park_cond, &a->park_lock);
+    pthread_mutex_unlock(&a->park_lock);
+}
+
+void dp_admin_free(struct dp_admin *a)
+{
     if (a == NULL)
         return;
+    dp_admin_stop(a);
     if (a->running) {
-        h2o_multithread_send_message(&a->receiver, &a->stop_message);
+        pthread_mutex_lock(&a->park_lock);
+        a->released = true;
+        pthread_cond_broadcast(&a->park_cond);
+        pthread_mutex_unlock(&a->park_lock);
         pthread_join(a->thread, NULL);
+        a->running = false;
     }
     admin_free(a);
 }

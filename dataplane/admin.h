@@ -28,8 +28,18 @@ struct dp_admin_opts {
  */
 int dp_admin_start(const struct dp_admin_opts *o, const struct dp_admin_backend *backend,
                    struct dp_admin **out, struct aegis_err *err);
-/* Stops the thread (after the request in progress), removes the socket file, frees a. Accepts
- * NULL. */
+/*
+ * Stops serving and returns once the requests in progress are done (or abandoned after the
+ * drain time); the thread stays, idle, until dp_admin_free.
+ * Why it must stay: h2o 2.2.5 keeps each socket's input buffer in a thread-local prototype of the
+ * thread that created the socket (h2o_socket_buffer_prototype is __thread), and a configuration
+ * pushed through the admin API creates the server's loops, queues and listeners on this thread.
+ * They are disposed when the server is freed, which must therefore happen while this thread - and
+ * its thread-local storage - still exists. Accepts NULL.
+ */
 void dp_admin_stop(struct dp_admin *a);
+/* Lets the thread end, removes the socket file and frees a; after the server is freed. Accepts
+ * NULL. */
+void dp_admin_free(struct dp_admin *a);
 
 #endif

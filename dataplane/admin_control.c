@@ -31,7 +31,7 @@ struct dp_control {
     char *warnings;           /* its validation warnings, a JSON array */
     int64_t since;            /* when it became current (Unix seconds) */
     json_t *served;           /* host name -> {"fingerprint", "since"}: the certificate served */
-    char lastgood_error[AEGIS_ERR_MSG_MAX + AEGIS_ERR_WHERE_MAX + 8]; /* "" when saved */
+    struct dp_lastgood_saver *saver; /* NULL without a state directory (or when it failed) */
 };
 
 static int64_t now_s(void)
@@ -63,6 +63,13 @@ struct dp_control *dp_control_new(const struct dp_control_opts *o)
     pthread_mutex_init(&c->lock, NULL);
     c->opts = *o;
     c->served = json_object();
+    if (o->state_dir != NULL) {
+        struct aegis_err err;
+
+        memset(&err, 0, sizeof(err));
+        if (dp_lastgood_saver_new(o->state_dir, o->ring, &c->saver, &err) < 0)
+            dp_log(DP_LOG_ERROR, "%s: %s; configurations will not be kept", err.where, err.msg);
+    }
     return c;
 }
 
@@ -165,16 +172,9 @@ static int apply_locked(struct dp_control *c, struct rconf *rc, const char *doc,
     c->warnings = aegis_strdup(warnings != NULL ? warnings : "[]");
     c->since = now_s();
 
-    c->lastgood_error[0] = '\0';
-    if (c->opts.state_dir != NULL) {
-        struct aegis_err lerr;
-
-        memset(&lerr, 0, sizeof(lerr));
-        if (dp_lastgood_save(c->opts.state_dir, c->opts.ring, doc, len, &lerr) < 0) {
-            snprintf(c->lastgood_error, sizeof(c->lastgood_error), "%s: %s", lerr.where, lerr.msg);
-            dp_log(DP_LOG_ERROR, "last good configuration not saved: %s", c->lastgood_error);
-        }
-    }
+    /* Written after the answer, on the saver's thread (lastgood.h). */
+    if (c->saver != NULL)
+        dp_lastgood_saver_submit(c->saver, doc, len);
     return 0;
 }
 
@@ -306,11 +306,16 @@ static char *be_status(void *self)
                     certs, "fallback",
                     c->rc->fallback != NULL ? cert_json(c->rc->fallback) : json_null());
     json_object_set_new(doc, "warnings", json_loads(c->warnings, JSON_DECODE_ANY, NULL));
-    json_object_set_new(doc, "lastGood",
-                        c->opts.state_dir == NULL ? json_pack("{s:s}", "state", "disabled")
-                        : c->lastgood_error[0] != '\0'
-                            ? json_pack("{s:s,s:s}", "state", "error", "error", c->lastgood_error)
-                            : json_pack("{s:s}", "state", "saved"));
+    if (c->saver == NULL) {
+        json_object_set_new(doc, "lastGood", json_pack("{s:s}", "state", "disabled"));
+    } else {
+        char lerr[AEGIS_ERR_MSG_MAX + AEGIS_ERR_WHERE_MAX + 8];
+        const char *state = dp_lastgood_saver_state(c->saver, lerr, sizeof(lerr));
+
+        json_object_set_new(doc, "lastGood",
+                            lerr[0] != '\0' ? json_pack("{s:s,s:s}", "state", state, "error", lerr)
+                                            : json_pack("{s:s}", "state", state));
+    }
 out:
     pthread_mutex_unlock(&c->lock);
     dp_gen_unref(g); /* never the last reference: the server or its graveyard holds one */
@@ -373,6 +378,7 @@ void dp_control_free(struct dp_control *c)
 {
     if (c == NULL)
         return;
+    dp_lastgood_saver_free(c->saver); /* writes what is pending */
     dp_server_free(c->server);
     rconf_unref(c->rc);
     free(c->warnings);

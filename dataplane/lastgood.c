@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include "aegis/envelope.h"
 #include "aegis/limits.h"
 #include "aegis/store.h"
+#include "log.h"
 
 #define MAGIC "AEGLG1\n"
 #define MAGIC_BYTES 8
@@ -217,4 +220,124 @@ void dp_lastgood_free(char *doc, size_t len)
         return;
     OPENSSL_cleanse(doc, len);
     free(doc);
+}
+
+/* ---- the saver --------------------------------------------------------------------------------- */
+
+struct dp_lastgood_saver {
+    const char *dir;
+    const struct aegis_keyring *ring;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char *pending; /* the newest document not written yet; NULL: none */
+    size_t pending_len;
+    bool writing; /* the thread is writing a document */
+    bool stop;
+    char error[AEGIS_ERR_MSG_MAX + AEGIS_ERR_WHERE_MAX + 8]; /* of the last write; "" */
+};
+
+static void *saver_run(void *arg)
+{
+    struct dp_lastgood_saver *s = arg;
+
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        char *doc;
+        size_t len;
+        struct aegis_err err;
+        int r;
+
+        while (s->pending == NULL && !s->stop)
+            pthread_cond_wait(&s->cond, &s->lock);
+        if (s->pending == NULL)
+            break; /* stopping with nothing left to write */
+        doc = s->pending;
+        len = s->pending_len;
+        s->pending = NULL;
+        s->writing = true;
+        pthread_mutex_unlock(&s->lock);
+
+        memset(&err, 0, sizeof(err));
+        r = dp_lastgood_save(s->dir, s->ring, doc, len, &err);
+        dp_lastgood_free(doc, len);
+        if (r < 0)
+            dp_log(DP_LOG_ERROR, "last good configuration not saved: %s: %s", err.where, err.msg);
+
+        pthread_mutex_lock(&s->lock);
+        s->writing = false;
+        if (r < 0)
+            snprintf(s->error, sizeof(s->error), "%s: %s", err.where, err.msg);
+        else
+            s->error[0] = '\0';
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int dp_lastgood_saver_new(const char *dir, const struct aegis_keyring *ring,
+                          struct dp_lastgood_saver **out, struct aegis_err *err)
+{
+    struct dp_lastgood_saver *s = aegis_calloc(1, sizeof(*s));
+    int r;
+
+    s->dir = dir;
+    s->ring = ring;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    r = pthread_create(&s->thread, NULL, saver_run, s);
+    if (r != 0) {
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return aegis_err_set(err, -r, dir, "cannot start the last good saver: %s", strerror(r));
+    }
+    *out = s;
+    return 0;
+}
+
+void dp_lastgood_saver_submit(struct dp_lastgood_saver *s, const char *doc, size_t len)
+{
+    char *copy = aegis_malloc(len + 1);
+
+    memcpy(copy, doc, len);
+    copy[len] = '\0';
+    pthread_mutex_lock(&s->lock);
+    dp_lastgood_free(s->pending, s->pending_len);
+    s->pending = copy;
+    s->pending_len = len;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+const char *dp_lastgood_saver_state(struct dp_lastgood_saver *s, char *err, size_t errsize)
+{
+    const char *state;
+
+    pthread_mutex_lock(&s->lock);
+    err[0] = '\0';
+    if (s->pending != NULL || s->writing) {
+        state = "saving";
+    } else if (s->error[0] != '\0') {
+        state = "error";
+        snprintf(err, errsize, "%s", s->error);
+    } else {
+        state = "saved";
+    }
+    pthread_mutex_unlock(&s->lock);
+    return state;
+}
+
+void dp_lastgood_saver_free(struct dp_lastgood_saver *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
 }

@@ -499,10 +499,11 @@ static int run(const struct flags *f, const struct aegis_keyring *ring, const ch
     dp_log(DP_LOG_INFO, "%s: finishing open connections", sig == SIGINT ? "SIGINT" : "SIGTERM");
     status = 0;
 out:
-    dp_admin_stop(admin);
+    dp_admin_stop(admin); /* no request from here on; its thread stays until dp_admin_free */
     if (dp_control_stop(ctl) && dp_control_serving(ctl))
         dp_log(DP_LOG_INFO, "stopped");
     dp_control_free(ctl);
+    dp_admin_free(admin);
     dp_metrics_server_stop(metrics);
     dp_accesslog_close();
     return status;
