@@ -57,14 +57,22 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Monotonic seconds with sub-millisecond precision, for the metrics' durations. */
+static double mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int push(void *ctx, const char *json, size_t len, int64_t generation, struct aegis_err *err)
 {
     struct daemon *d = ctx;
-    int64_t started = mono_ms();
+    double started = mono_s();
     int rc = push_config(&d->target, json, len, err);
 
-    cmetrics_push(rc == 0, err != NULL ? err->msg : NULL, (double)(mono_ms() - started) / 1000.0,
-                  generation);
+    cmetrics_push(rc == 0, err != NULL ? err->msg : NULL, mono_s() - started, generation);
     if (rc == 0)
         aegis_log(AEGIS_LOG_INFO, "push", "configuration %lld served by the dataplane at %s",
                   (long long)generation, push_target_name(&d->target));
@@ -287,10 +295,10 @@ static int loop(struct daemon *d)
             due = 0;
         }
         if (due <= now) {
-            int64_t started = mono_ms();
+            double started = mono_s();
 
             due = reconcile_step(d->rec, now, &rep);
-            cmetrics_step(&rep, (double)(mono_ms() - started) / 1000.0);
+            cmetrics_step(&rep, mono_s() - started);
             log_report(&rep);
             if (d->o->once && rep.push_error[0] == '\0' && due > now)
                 return 0;
