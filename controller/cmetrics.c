@@ -194,11 +194,13 @@ void cmetrics_object(const struct cmetrics_object *o)
 void cmetrics_set_served_mismatch(const char *ns, const char *name, bool mismatch)
 {
     char key[KEY_MAX];
+    struct entry *e;
 
     snprintf(key, sizeof(key), "Certificate/%s/%s", ns, name);
     pthread_mutex_lock(&reg.lock);
-    if (*find_link(key) != NULL)
-        (*find_link(key))->mismatch = mismatch;
+    e = *find_link(key);
+    if (e != NULL)
+        e->mismatch = mismatch;
     pthread_mutex_unlock(&reg.lock);
 }
 
@@ -553,8 +555,7 @@ static void render_loop(struct buf *b)
             if (c->reasons[r] == 0)
                 continue;
             cmetrics_snake_case(issuer_reason_names[r], reason, sizeof(reason));
-            putf(b,
-                 "aegis_issuance_failures_total{issuer_type=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+            putf(b, "aegis_issuance_failures_total{issuer_type=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
                  c->type, reason, c->reasons[r]);
         }
     }

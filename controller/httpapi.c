@@ -147,8 +147,7 @@ static void close_listener(struct httpapi *s)
 
 static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    struct httpapi *s =
-        H2O_STRUCT_FROM_MEMBER(struct httpapi, receiver, receiver);
+    struct httpapi *s = H2O_STRUCT_FROM_MEMBER(struct httpapi, receiver, receiver);
 
     /* The stop message is the only one sent; h2o wants the list emptied. */
     if (h2o_linklist_is_linked(&s->stop_message.link))
@@ -298,7 +297,8 @@ int httpapi_start(const char *addr, const char *status_dir, struct httpapi **out
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("aegis"));
     s->globalconf.http1.req_timeout = IDLE_TIMEOUT_MS;
     /* Every request reaches the first (only) host, whatever its Host header. */
-    host = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("controller")), 65535);
+    host =
+        h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("controller")), 65535);
     path = h2o_config_register_path(host, "/", 0);
     handler = (struct handler *)h2o_create_handler(path, sizeof(*handler));
     handler->super.on_req = on_req;

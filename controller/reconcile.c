@@ -293,8 +293,8 @@ static void observe(const struct reconciler *r, const struct obj *o, bool remove
     if (r->opts.observe == NULL)
         return;
     if (o->kind == OBJ_ISSUER)
-        ready = status_condition_find(o->issuer_status.conditions.v,
-                                      o->issuer_status.conditions.n, STATUS_CONDITION_READY);
+        ready = status_condition_find(o->issuer_status.conditions.v, o->issuer_status.conditions.n,
+                                      STATUS_CONDITION_READY);
     else if (o->kind == OBJ_HOST)
         ready = status_condition_find(o->host_status.conditions.v, o->host_status.conditions.n,
                                       STATUS_CONDITION_READY);
@@ -614,8 +614,7 @@ static void host_statuses(struct reconciler *r, const struct render_result *rr, 
         } else if (h->message[0] != '\0') {
             si.cert_message = h->message;
         }
-        count(rep, RECONCILE_KIND_HOST,
-              h->serve == RENDER_SERVE_NONE || r->push_error[0] != '\0');
+        count(rep, RECONCILE_KIND_HOST, h->serve == RENDER_SERVE_NONE || r->push_error[0] != '\0');
         if (status_host_update(&o->host_status, &si, now))
             o->status_dirty = true;
     }

@@ -86,8 +86,7 @@ static void not_found(struct statusapi_response *out, const char *message)
 {
     set_json(out, 404, "Not Found",
              json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion", "v1",
-                       "status", "Failure", "reason", "NotFound", "message", message, "code",
-                       404));
+                       "status", "Failure", "reason", "NotFound", "message", message, "code", 404));
 }
 
 /* Reads a status file (at most STATUSAPI_FILE_MAX bytes) as JSON; NULL when it is missing or
@@ -165,8 +164,7 @@ static void free_list(char **v, size_t n)
 }
 
 /* Appends the objects of one namespace directory to items. */
-static void list_namespace(const char *status_dir, const char *kind, const char *ns,
-                           json_t *items)
+static void list_namespace(const char *status_dir, const char *kind, const char *ns, json_t *items)
 {
     char *dir = aegis_asprintf("%s/%s/%s", status_dir, kind, ns);
     size_t n = 0;
@@ -252,8 +250,8 @@ static void api(const char *status_dir, const struct seg *seg, size_t n,
             free(dir);
         }
         set_json(out, 200, "OK",
-                 json_pack("{s:s, s:s, s:o}", "kind", list_kind, "apiVersion",
-                           "aegis.dev/v1alpha1", "items", items));
+                 json_pack("{s:s, s:s, s:o}", "kind", list_kind, "apiVersion", "aegis.dev/v1alpha1",
+                           "items", items));
         free(list_kind);
     }
 }
