@@ -154,6 +154,10 @@ static void issue(const struct certsync_env *env, const struct certsync_request 
         if (rc < 0)
             res.reason = ISSUER_REASON_STORE_ERROR;
     }
+    out->issuer_type = ops != NULL ? ops->name : "unknown";
+    out->attempted = rc < 0 || res.status == ISSUER_DONE;
+    out->attempt_failed = rc < 0;
+    out->failure_reason = res.reason;
     if (rc < 0) {
         decide_failure_record(&state->failures, now, d->digest.hex, issuer_reason_names[res.reason],
                               e.msg);
@@ -173,7 +177,7 @@ static void issue(const struct certsync_env *env, const struct certsync_request 
  */
 static const char *read_supplied(const struct certsync_env *env, const struct certsync_request *req,
                                  struct certsync_state *state, int64_t now,
-                                 struct import_result *imp)
+                                 struct import_result *imp, struct certsync_result *out)
 {
     const struct aegis_certificate_spec *spec = req->spec;
     struct aegis_err e = {0};
@@ -191,11 +195,13 @@ static const char *read_supplied(const struct certsync_env *env, const struct ce
         rc = import_from_spec(spec, req->ns, req->name, env->secrets_dir, now, imp, &e);
     }
     if (rc < 0) {
-        decide_failure_record(
-            &state->failures, now, NULL,
-            issuer_reason_names[rc == -AEGIS_E_NOTFOUND ? ISSUER_REASON_SECRET_NOT_FOUND
-                                                        : ISSUER_REASON_INVALID_REQUEST],
-            e.msg);
+        enum issuer_reason reason = rc == -AEGIS_E_NOTFOUND ? ISSUER_REASON_SECRET_NOT_FOUND
+                                                            : ISSUER_REASON_INVALID_REQUEST;
+
+        decide_failure_record(&state->failures, now, NULL, issuer_reason_names[reason], e.msg);
+        out->attempted = true;
+        out->attempt_failed = true;
+        out->failure_reason = reason;
         return NULL;
     }
     decide_failure_clear(&state->failures);
@@ -227,17 +233,25 @@ int certsync_run(const struct certsync_env *env, const struct certsync_request *
     if (rc < 0)
         goto done;
     snprintf(before, sizeof(before), "%s", s.found ? s.meta.fingerprint : "");
-    if (supplied)
-        fp = read_supplied(env, req, state, now, &imp);
+    if (supplied) {
+        out->issuer_type = HAS(spec, API_F_CERTIFICATE_SPEC_CSR)      ? "csr"
+                           : HAS(spec, API_F_CERTIFICATE_SPEC_PKCS12) ? "pkcs12"
+                                                                      : "custom";
+        fp = read_supplied(env, req, state, now, &imp, out);
+    }
     decide(req, &s, state, fp, now, &out->decision);
 
     if (out->decision.issue && supplied && !HAS(spec, API_F_CERTIFICATE_SPEC_CSR)) {
         bool unchanged = false;
         struct aegis_err e = {0};
 
-        if (import_store(env->store, req->ns, req->name, &imp, &unchanged, &e) < 0)
+        out->attempted = true;
+        if (import_store(env->store, req->ns, req->name, &imp, &unchanged, &e) < 0) {
             decide_failure_record(&state->failures, now, NULL,
                                   issuer_reason_names[ISSUER_REASON_STORE_ERROR], e.msg);
+            out->attempt_failed = true;
+            out->failure_reason = ISSUER_REASON_STORE_ERROR;
+        }
     } else if (out->decision.issue && !supplied) {
         issue(env, req, &id, &s, &out->decision, state, now, out);
     } else if (out->decision.adopt) {

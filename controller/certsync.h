@@ -19,6 +19,7 @@
 #include "aegis/api_types.gen.h"
 #include "aegis/err.h"
 #include "decide.h"
+#include "issuer/issuer.h"
 
 struct store;
 
@@ -52,6 +53,13 @@ struct certsync_result {
     /* When to call again (Unix seconds); 0: only when its resources change. */
     int64_t next_check;
     struct decide_cert_result decision; /* the decision after this step */
+    /* An issuance or import completed (or failed) in this step - not a PENDING one - for the
+     * metrics: by which issuer type ("ca", "selfSigned", "custom", "pkcs12", "csr"; static
+     * strings), and why it failed. */
+    bool attempted;
+    bool attempt_failed;
+    enum issuer_reason failure_reason;
+    const char *issuer_type;
 };
 
 /*

@@ -21,6 +21,8 @@
 #include "aegis/masterkey.h"
 #include "aegis/pki.h"
 #include "aegis/store.h"
+#include "cmetrics.h"
+#include "httpapi.h"
 #include "issuer/selfsigned.h"
 #include "push.h"
 #include "reconcile.h"
@@ -30,6 +32,9 @@
 
 /* Names the fallback certificate covers when no Host has any. */
 #define FALLBACK_NAME_NONE "aegis-fallback.invalid"
+/* The loop wakes at least this often, to beat for /healthz (cmetrics.h) well within its
+ * CMETRICS_HEARTBEAT_STALE_S even when nothing is due for minutes. */
+#define DAEMON_HEARTBEAT_MS 5000
 
 struct daemon {
     const struct daemon_opts *o;
@@ -37,6 +42,7 @@ struct daemon {
     struct watch_source *watch;
     struct reconciler *rec;
     struct supervisor *sv;
+    struct httpapi *http;
     struct push_target target;
     char *socket_path, *secrets_dir, *status_dir, *dp_state_dir;
     char *fallback_chain, *fallback_key;
@@ -51,11 +57,22 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Monotonic seconds with sub-millisecond precision, for the metrics' durations. */
+static double mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int push(void *ctx, const char *json, size_t len, int64_t generation, struct aegis_err *err)
 {
     struct daemon *d = ctx;
+    double started = mono_s();
     int rc = push_config(&d->target, json, len, err);
 
+    cmetrics_push(rc == 0, err != NULL ? err->msg : NULL, mono_s() - started, generation);
     if (rc == 0)
         aegis_log(AEGIS_LOG_INFO, "push", "configuration %lld served by the dataplane at %s",
                   (long long)generation, push_target_name(&d->target));
@@ -154,6 +171,12 @@ static int start_dataplane(struct daemon *d, struct aegis_err *err)
     return rc;
 }
 
+static void observe(void *ctx, const struct cmetrics_object *o)
+{
+    (void)ctx;
+    cmetrics_object(o);
+}
+
 static int setup(struct daemon *d, struct aegis_err *err)
 {
     const struct daemon_opts *o = d->o;
@@ -197,6 +220,7 @@ static int setup(struct daemon *d, struct aegis_err *err)
         ro.render.fallback_key_pem = d->fallback_key;
         ro.push = push;
         ro.push_ctx = d;
+        ro.observe = observe;
         rc = reconcile_new(&ro, &d->rec, err);
     }
     if (rc == 0)
@@ -216,6 +240,10 @@ static int setup(struct daemon *d, struct aegis_err *err)
     d->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (d->sigfd < 0)
         return aegis_err_set(err, -errno, "controller", "signalfd: %s", strerror(errno));
+    /* After the signals are blocked: the HTTP thread inherits the mask, so SIGTERM reaches the
+     * signalfd and never that thread. */
+    if (o->http_listen != NULL)
+        return httpapi_start(o->http_listen, d->status_dir, &d->http, err);
     return 0;
 }
 
@@ -253,6 +281,7 @@ static int loop(struct daemon *d)
         struct reconcile_report rep;
         int rc = watch_process(d->watch, now_ms, &watch_next);
 
+        cmetrics_heartbeat(now);
         if (rc == 1) {
             struct watch_snapshot *snap = watch_ref_snapshot(d->watch);
 
@@ -266,7 +295,10 @@ static int loop(struct daemon *d)
             due = 0;
         }
         if (due <= now) {
+            double started = mono_s();
+
             due = reconcile_step(d->rec, now, &rep);
+            cmetrics_step(&rep, mono_s() - started);
             log_report(&rep);
             if (d->o->once && rep.push_error[0] == '\0' && due > now)
                 return 0;
@@ -278,8 +310,8 @@ static int loop(struct daemon *d)
             wait_ms = sv_next - now_ms;
         if (wait_ms < 0)
             wait_ms = 0;
-        if (wait_ms > INT32_MAX)
-            wait_ms = INT32_MAX;
+        if (wait_ms > DAEMON_HEARTBEAT_MS)
+            wait_ms = DAEMON_HEARTBEAT_MS;
         if (poll(pfd, 2, (int)wait_ms) > 0 && (pfd[1].revents & POLLIN)) {
             struct signalfd_siginfo si;
 
@@ -303,6 +335,7 @@ int daemon_run(const struct daemon_opts *o)
                   err.msg);
     else
         status = loop(&d);
+    httpapi_stop(d.http);
     supervise_free(d.sv);
     reconcile_free(d.rec);
     watch_free(d.watch);

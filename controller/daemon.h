@@ -28,6 +28,8 @@ struct daemon_opts {
     size_t n_https;
     unsigned workers;       /* dataplane workers; 0: its default */
     unsigned redirect_port; /* 0: the dataplane's default */
+    /* The HTTP port (status API, /healthz, /readyz, /metrics: httpapi.h); NULL: off. */
+    const char *http_listen;
     /* Exit once everything due is done and the configuration was pushed (for scripts). */
     bool once;
 };

@@ -45,6 +45,8 @@ static void usage(FILE *out)
             "                             (default <state>/dataplane/admin.sock)\n"
             "      --no-dataplane         do not start a local dataplane; push to the socket\n"
             "      --dataplane-bin PATH   the dataplane program (default: next to this one)\n"
+            "      --http-listen ADDR:PORT  serve the read-only status API, /healthz, /readyz\n"
+            "                             and /metrics there (plain HTTP; default: off)\n"
             "      --once                 exit once everything due is done and pushed\n"
             "  -l, --log-level LEVEL      error, warn, info (default) or debug\n"
             "  -h, --help                 show this help and exit\n"
@@ -68,6 +70,7 @@ enum {
     OPT_NO_DP,
     OPT_DP_BIN,
     OPT_ONCE,
+    OPT_HTTP_LISTEN,
 };
 
 static int number(const char *s, long max, unsigned *out)
@@ -96,6 +99,7 @@ int main(int argc, char **argv)
         {"no-dataplane", no_argument, NULL, OPT_NO_DP},
         {"dataplane-bin", required_argument, NULL, OPT_DP_BIN},
         {"once", no_argument, NULL, OPT_ONCE},
+        {"http-listen", required_argument, NULL, OPT_HTTP_LISTEN},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -162,6 +166,9 @@ int main(int argc, char **argv)
             break;
         case OPT_ONCE:
             o.once = true;
+            break;
+        case OPT_HTTP_LISTEN:
+            o.http_listen = optarg;
             break;
         case 'l':
             if (aegis_log_level_parse(optarg, &level) < 0) {

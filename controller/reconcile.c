@@ -20,6 +20,7 @@
 #include "aegis/resource.h"
 #include "aegis/store.h"
 #include "certsync.h"
+#include "cmetrics.h"
 #include "decide.h"
 #include "issuer/ca.h"
 #include "issuer/issuer.h"
@@ -36,6 +37,8 @@
 
 enum obj_kind { OBJ_ISSUER, OBJ_CERTIFICATE, OBJ_HOST };
 static const char *const obj_kind_names[] = {"Issuer", "Certificate", "Host"};
+/* The report's kinds are the objects' kinds. */
+const char *const reconcile_kind_names[RECONCILE_KIND_COUNT] = {"Issuer", "Certificate", "Host"};
 
 struct obj {
     enum obj_kind kind;
@@ -276,6 +279,72 @@ static struct obj *ensure(struct reconciler *r, enum obj_kind kind, const char *
     return o != NULL ? o : add(r, kind, ns, name);
 }
 
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+static const struct aegis_certificate_spec *spec_of(const struct obj *o);
+
+/* Hands o's state (or its removal) to the observer. */
+static void observe(const struct reconciler *r, const struct obj *o, bool removed)
+{
+    struct cmetrics_object m = {
+        .kind = obj_kind_names[o->kind], .ns = o->ns, .name = o->name, .removed = removed};
+    const struct aegis_condition *ready = NULL;
+
+    if (r->opts.observe == NULL)
+        return;
+    if (o->kind == OBJ_ISSUER)
+        ready = status_condition_find(o->issuer_status.conditions.v, o->issuer_status.conditions.n,
+                                      STATUS_CONDITION_READY);
+    else if (o->kind == OBJ_HOST)
+        ready = status_condition_find(o->host_status.conditions.v, o->host_status.conditions.n,
+                                      STATUS_CONDITION_READY);
+    else
+        ready = status_condition_find(o->cs.status.conditions.v, o->cs.status.conditions.n,
+                                      STATUS_CONDITION_READY);
+    m.has_ready = ready != NULL;
+    m.ready = ready != NULL ? ready->status : AEGIS_CONDITION_STATUS_UNKNOWN;
+    if (o->kind == OBJ_CERTIFICATE && !removed) {
+        const char *issuer = o->res != NULL ? spec_of(o)->issuer_ref.name : NULL;
+
+        m.issuer_name = issuer != NULL ? issuer : "";
+        if (o->cs.status.not_after == NULL ||
+            status_time_parse(o->cs.status.not_after, &m.not_after) < 0)
+            m.not_after = 0;
+        if (o->cs.status.renewal_time == NULL ||
+            status_time_parse(o->cs.status.renewal_time, &m.renewal_time) < 0)
+            m.renewal_time = 0;
+    }
+    r->opts.observe(r->opts.observe_ctx, &m);
+}
+
+/* Counts one object reconciled (error: it ended in a failure it reports). */
+static void count(struct reconcile_report *rep, enum reconcile_kind kind, bool error)
+{
+    rep->reconciled[kind][error ? 1 : 0]++;
+}
+
+/* Counts one completed issuance of a Certificate step. */
+static void count_issuance(struct reconcile_report *rep, const struct certsync_result *res)
+{
+    const char *type = res->issuer_type != NULL ? res->issuer_type : "unknown";
+    struct reconcile_issuances *c = NULL;
+
+    for (size_t i = 0; i < rep->n_issuances && c == NULL; i++) {
+        if (strcmp(rep->issuances[i].issuer_type, type) == 0)
+            c = &rep->issuances[i];
+    }
+    if (c == NULL && rep->n_issuances < RECONCILE_ISSUER_TYPES_MAX) {
+        c = &rep->issuances[rep->n_issuances++];
+        snprintf(c->issuer_type, sizeof(c->issuer_type), "%s", type);
+    }
+    if (c == NULL)
+        c = &rep->issuances[RECONCILE_ISSUER_TYPES_MAX - 1];
+    if (!res->attempt_failed)
+        c->succeeded++;
+    else if ((unsigned)res->failure_reason < ISSUER_REASON_COUNT_)
+        c->failed[res->failure_reason]++;
+}
+
 static void adopt_snapshot(struct reconciler *r, int64_t now)
 {
     const struct aegis_resource_set *set;
@@ -338,6 +407,7 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
             }
             *link = o->next_in_bucket;
             heap_remove(r, o);
+            observe(r, o, true);
             if (r->opts.status_dir != NULL) {
                 char *path = status_path(r, o);
 
@@ -359,7 +429,8 @@ static int64_t generation_of(const struct obj *o)
     return o->res != NULL && !o->implicit ? o->res->meta.generation : 0;
 }
 
-static void sync_issuer(struct reconciler *r, struct obj *o, int64_t now)
+static void sync_issuer(struct reconciler *r, struct obj *o, int64_t now,
+                        struct reconcile_report *rep)
 {
     const struct issuer_ops *ops = NULL;
     struct aegis_err e = {0};
@@ -368,6 +439,7 @@ static void sync_issuer(struct reconciler *r, struct obj *o, int64_t now)
     if (rc == 0 && ops->check != NULL)
         rc = ops->check(&o->res->spec.issuer, o->ns, r->opts.secrets_dir, &e);
     o->issuer_ready = rc == 0;
+    count(rep, RECONCILE_KIND_ISSUER, rc != 0);
     snprintf(o->issuer_message, sizeof(o->issuer_message), "%s",
              rc == 0 ? "the issuer is ready" : e.msg);
     if (status_issuer_update(&o->issuer_status, generation_of(o), o->issuer_ready,
@@ -411,10 +483,14 @@ static bool sync_certificate(struct reconciler *r, struct obj *o, int64_t now,
     if (certsync_run(&env, &req, &o->cs, now, &res, &e) < 0) {
         /* The store cannot be read: try again after the first backoff step. */
         aegis_log(AEGIS_LOG_ERROR, "reconcile", "Certificate %s/%s: %s", o->ns, o->name, e.msg);
+        count(rep, RECONCILE_KIND_CERTIFICATE, true);
         schedule(r, o, now + DECIDE_BACKOFF_INITIAL_S);
         return false;
     }
     rep->certificates_synced++;
+    count(rep, RECONCILE_KIND_CERTIFICATE, res.attempted && res.attempt_failed);
+    if (res.attempted)
+        count_issuance(rep, &res);
     rep->issued += res.stored;
     rep->failed += o->cs.failures.attempts > 0 && o->cs.failures.last_failure_time == now;
     o->decision = res.decision;
@@ -497,7 +573,8 @@ static int src_issuer_ca(void *ctx, const char *ns, const char *name, char **pem
 }
 
 /* Host statuses from the render result and the Certificates' decisions. */
-static void host_statuses(struct reconciler *r, const struct render_result *rr, int64_t now)
+static void host_statuses(struct reconciler *r, const struct render_result *rr, int64_t now,
+                          struct reconcile_report *rep)
 {
     for (size_t i = 0; i < rr->n_hosts; i++) {
         const struct render_host_result *h = &rr->hosts[i];
@@ -537,6 +614,7 @@ static void host_statuses(struct reconciler *r, const struct render_result *rr, 
         } else if (h->message[0] != '\0') {
             si.cert_message = h->message;
         }
+        count(rep, RECONCILE_KIND_HOST, h->serve == RENDER_SERVE_NONE || r->push_error[0] != '\0');
         if (status_host_update(&o->host_status, &si, now))
             o->status_dirty = true;
     }
@@ -587,7 +665,7 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
         OPENSSL_cleanse(text, strlen(text));
         free(text);
     }
-    host_statuses(r, &rr, now);
+    host_statuses(r, &rr, now, rep);
     render_result_dispose(&rr);
     json_decref(doc);
 }
@@ -660,7 +738,7 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
     }
     for (size_t i = 0; i < n_due; i++) {
         if (due[i]->kind == OBJ_ISSUER) {
-            sync_issuer(r, due[i], now);
+            sync_issuer(r, due[i], now, rep);
             schedule(r, due[i], now + r->opts.resync_s);
         }
     }
@@ -691,6 +769,7 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
 
                 if (!o->status_dirty)
                     continue;
+                observe(r, o, false);
                 if (write_status(r, o, &e) == 0) {
                     o->status_dirty = false;
                     rep->statuses_written++;

@@ -23,8 +23,10 @@
 #include <stdint.h>
 
 #include "aegis/err.h"
+#include "issuer/issuer.h"
 #include "render.h"
 
+struct cmetrics_object;
 struct store;
 struct watch_snapshot;
 
@@ -47,13 +49,42 @@ struct reconcile_opts {
      */
     int (*push)(void *ctx, const char *json, size_t len, int64_t generation, struct aegis_err *err);
     void *push_ctx;
+    /*
+     * Called on the step's thread for every object whose status is written and for every object
+     * that is gone (o->removed), so that metrics follow the statuses without a scan of all
+     * objects per step. NULL: none.
+     */
+    void (*observe)(void *ctx, const struct cmetrics_object *o);
+    void *observe_ctx;
 };
 
 #define RECONCILE_MAX_ISSUANCES_DEFAULT 16
 #define RECONCILE_RESYNC_DEFAULT_S 600
 
+/* The kinds of objects, for the per-kind counters of a report. */
+enum reconcile_kind { RECONCILE_KIND_ISSUER, RECONCILE_KIND_CERTIFICATE, RECONCILE_KIND_HOST };
+#define RECONCILE_KIND_COUNT 3
+extern const char *const reconcile_kind_names[RECONCILE_KIND_COUNT];
+
+/* Issuer types counted separately in one report; more than that share the last slot. */
+#define RECONCILE_ISSUER_TYPES_MAX 8
+#define RECONCILE_ISSUER_TYPE_NAME_MAX 32
+
+/* Completed issuances (or imports) of one issuer type in one step. */
+struct reconcile_issuances {
+    char issuer_type[RECONCILE_ISSUER_TYPE_NAME_MAX]; /* "ca", "selfSigned", "custom", ... */
+    uint32_t succeeded;
+    uint32_t failed[ISSUER_REASON_COUNT_]; /* by enum issuer_reason */
+};
+
 /* What one step did, for logs, metrics and tests. */
 struct reconcile_report {
+    /* Objects reconciled, by kind and result ([k][0]: success, [k][1]: error - an Issuer not
+     * ready, a Certificate whose issuance failed or whose store could not be read, a Host that is
+     * not served or whose configuration was not pushed). */
+    uint32_t reconciled[RECONCILE_KIND_COUNT][2];
+    struct reconcile_issuances issuances[RECONCILE_ISSUER_TYPES_MAX];
+    size_t n_issuances;
     size_t certificates_synced;
     size_t issued; /* new certificates stored */
     size_t failed; /* issuances that failed */
