@@ -5,7 +5,8 @@
 # Aegis in build/ (gcc, no sanitizers) and runs the main job on the embedded default - no
 # internet needed: aegis-controller watching examples/quickstart/ (the built-in local CA and one
 # Host for "localhost"), the local aegis-dataplane it starts on 127.0.0.1:8080 (HTTP) and :8443
-# (HTTPS), and a small upstream on 127.0.0.1:8081 serving examples/quickstart/www. Once the page
+# (HTTPS), a small upstream on 127.0.0.1:8081 serving examples/quickstart/www, and the
+# controller's read-only status API and metrics on 127.0.0.1:9180. Once the page
 # is served over verified HTTPS it prints the curl line to fetch it, and runs until Ctrl-C,
 # which stops everything.
 #
@@ -53,7 +54,7 @@ trap 'exit 130' INT TERM
     >"$state/upstream.log" 2>&1 &
 pids+=($!)
 build/aegis-controller --watch examples/quickstart --state-dir "$state" \
-    --http 127.0.0.1:8080 --https 127.0.0.1:8443 &
+    --http 127.0.0.1:8080 --https 127.0.0.1:8443 --http-listen 127.0.0.1:9180 &
 pids+=($!)
 
 ca="$state/aegis-local-ca.crt"
@@ -73,7 +74,8 @@ fi
 echo
 echo "== served. Fetch it yourself (the local CA's root is $ca):"
 echo "   curl --cacert $ca https://localhost:8443/"
-echo "   Statuses: $state/status/ - edit examples/quickstart/quickstart.yaml and watch them change."
+echo "   Statuses: $state/status/ and http://127.0.0.1:9180/apis/aegis.dev/v1alpha1/certificates"
+echo "   Metrics:  http://127.0.0.1:9180/metrics - edit examples/quickstart/quickstart.yaml and watch."
 if $check; then
     exit 0
 fi
