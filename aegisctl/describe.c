@@ -32,7 +32,8 @@ static void when(int ind, const char *label, const json_t *obj, const char *key,
         return;
     }
     ctl_human_duration(t > now ? t - now : now - t, rel, sizeof(rel));
-    printf("%*s%-*s %s (%s%s%s)\n", ind, "", 24 - ind, label, s, t > now ? "in " : "", rel, t > now ? "" : " ago");
+    printf("%*s%-*s %s (%s%s%s)\n", ind, "", 24 - ind, label, s, t > now ? "in " : "", rel,
+           t > now ? "" : " ago");
 }
 
 static void field(int ind, const char *label, const json_t *obj, const char *key)
@@ -172,8 +173,10 @@ static void usage(FILE *out)
 int ctl_describe(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"namespace", required_argument, NULL, 'n'}, {"state-dir", required_argument, NULL, 'd'},
-        {"output", required_argument, NULL, 'o'},    {"help", no_argument, NULL, 'h'},
+        {"namespace", required_argument, NULL, 'n'},
+        {"state-dir", required_argument, NULL, 'd'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *ns = "default", *state_dir = store_state_dir_default(), *output = NULL;

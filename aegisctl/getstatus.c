@@ -26,7 +26,7 @@ enum out_format { OUT_TABLE, OUT_WIDE, OUT_JSON, OUT_YAML };
 
 struct row {
     const char *ns, *name;
-    const struct aegis_resource *res; /* NULL: from the status files only */
+    const struct aegis_resource *res;  /* NULL: from the status files only */
     const struct aegis_resource *host; /* the Host of an implicit Certificate, or NULL */
     char implicit_name[STORE_NAME_MAX + 1];
     json_t *status; /* NULL: no status */
@@ -192,8 +192,8 @@ static void build(struct table *t, enum aegis_kind kind, const struct row *rows,
                                                                      : "<csr>");
             else
                 dn_cn(json_string_value(json_object_get(st, "issuer")), c[k++], CELL_MAX);
-            ctl_relative_time(json_string_value(json_object_get(st, "notAfter")), now, true,
-                              c[k++], CELL_MAX);
+            ctl_relative_time(json_string_value(json_object_get(st, "notAfter")), now, true, c[k++],
+                              CELL_MAX);
             ctl_relative_time(json_string_value(json_object_get(st, "renewalTime")), now, true,
                               c[k++], CELL_MAX);
             age(r, now, c[k++], CELL_MAX);
@@ -309,8 +309,10 @@ static void usage(FILE *out)
 int ctl_get_status(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"namespace", required_argument, NULL, 'n'}, {"state-dir", required_argument, NULL, 'd'},
-        {"output", required_argument, NULL, 'o'},    {"help", no_argument, NULL, 'h'},
+        {"namespace", required_argument, NULL, 'n'},
+        {"state-dir", required_argument, NULL, 'd'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char *const formats[] = {"table", "wide", "json", "yaml"};

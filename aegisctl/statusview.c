@@ -26,12 +26,18 @@ struct kind_alias {
 
 /* The names and short names of schemas/api.yaml's kinds (their CRDs' names). */
 static const struct kind_alias aliases[] = {
-    {"issuers", AEGIS_KIND_ISSUER},        {"issuer", AEGIS_KIND_ISSUER},
-    {"aiss", AEGIS_KIND_ISSUER},           {"certificates", AEGIS_KIND_CERTIFICATE},
-    {"certificate", AEGIS_KIND_CERTIFICATE}, {"cert", AEGIS_KIND_CERTIFICATE},
-    {"certs", AEGIS_KIND_CERTIFICATE},     {"acert", AEGIS_KIND_CERTIFICATE},
-    {"acerts", AEGIS_KIND_CERTIFICATE},    {"hosts", AEGIS_KIND_HOST},
-    {"host", AEGIS_KIND_HOST},             {"ahost", AEGIS_KIND_HOST},
+    {"issuers", AEGIS_KIND_ISSUER},
+    {"issuer", AEGIS_KIND_ISSUER},
+    {"aiss", AEGIS_KIND_ISSUER},
+    {"certificates", AEGIS_KIND_CERTIFICATE},
+    {"certificate", AEGIS_KIND_CERTIFICATE},
+    {"cert", AEGIS_KIND_CERTIFICATE},
+    {"certs", AEGIS_KIND_CERTIFICATE},
+    {"acert", AEGIS_KIND_CERTIFICATE},
+    {"acerts", AEGIS_KIND_CERTIFICATE},
+    {"hosts", AEGIS_KIND_HOST},
+    {"host", AEGIS_KIND_HOST},
+    {"ahost", AEGIS_KIND_HOST},
     {"ahosts", AEGIS_KIND_HOST},
 };
 
@@ -68,8 +74,8 @@ char *ctl_status_dir(const char *state_dir)
 int ctl_status_read(const char *state_dir, enum aegis_kind kind, const char *ns, const char *name,
                     json_t **status, char *msg, size_t size)
 {
-    char *path = aegis_asprintf("%s/status/%s/%s/%s.json", state_dir, resource_kind_name(kind), ns,
-                                name);
+    char *path =
+        aegis_asprintf("%s/status/%s/%s/%s.json", state_dir, resource_kind_name(kind), ns, name);
     const struct api_type *type = ctl_status_type(kind);
     void *decoded = aegis_calloc(1, type->size);
     struct aegis_err e = {0};

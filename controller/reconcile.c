@@ -60,10 +60,9 @@ struct obj {
     struct aegis_issuer_status issuer_status;
     /* Host */
     struct aegis_host_status host_status;
-    /* Issued against served (served.h): the serial rendered for the Host ("" when none is). */
-    char served_issued[PKI_SERIAL_HEX_SIZE];
-    struct served_state served;
+    struct served_state served; /* issued against served (served.h) */
     bool status_dirty;
+    char served_issued[PKI_SERIAL_HEX_SIZE]; /* the serial rendered for the Host; "": none */
 };
 
 struct reconciler {
@@ -77,7 +76,7 @@ struct reconciler {
     bool pushed_once;
     int64_t generation;
     char push_error[AEGIS_ERR_MSG_MAX];
-    int push_rc; /* of the last push; -EIO: the dataplane was not reached */
+    int push_rc;            /* of the last push; -EIO: the dataplane was not reached */
     size_t served_mismatch; /* Hosts whose served certificate lastingly differs (served.h) */
 };
 
@@ -746,8 +745,7 @@ size_t reconcile_served(struct reconciler *r, const json_t *dp_status, const cha
             served_report_of(index, o->ns, o->name, &rep);
             served_compare(o->served_issued, &rep, SERVED_GRACE_S_DEFAULT, now, &o->served, &res);
             mismatch += res.verdict == SERVED_VERDICT_MISMATCH;
-            if (served_status_update(&o->host_status, &rep, dataplane, &res, generation_of(o),
-                                     now))
+            if (served_status_update(&o->host_status, &rep, dataplane, &res, generation_of(o), now))
                 o->status_dirty = true;
         }
     }

@@ -52,8 +52,8 @@ void served_compare(const char *issued_serial, const struct served_report *rep, 
     }
     if (st->differs_since == 0 || st->differs_since > now)
         st->differs_since = now;
-    out->verdict = now - st->differs_since > grace_s ? SERVED_VERDICT_MISMATCH
-                                                     : SERVED_VERDICT_PENDING;
+    out->verdict =
+        now - st->differs_since > grace_s ? SERVED_VERDICT_MISMATCH : SERVED_VERDICT_PENDING;
     /* The start of the difference, not its length: the message stays the same from one poll to
      * the next, so the status file is not rewritten every time. */
     if (status_time_format(st->differs_since, since, sizeof(since)) < 0)

@@ -41,12 +41,12 @@ enum served_verdict {
 
 /* What a dataplane's GET /status says of one Host. Every pointer borrows from that JSON. */
 struct served_report {
-    bool found;               /* the dataplane has the Host */
-    const char *serial;       /* the certificate it serves (uppercase hex); NULL: none */
-    const char *not_after;    /* RFC 3339, or NULL */
-    const char *since;        /* since when it serves that certificate, or NULL */
-    const char *source;       /* "bound", "stored", "fallback", or NULL */
-    const json_t *hostnames;  /* array of strings, or NULL */
+    bool found;              /* the dataplane has the Host */
+    const char *serial;      /* the certificate it serves (uppercase hex); NULL: none */
+    const char *not_after;   /* RFC 3339, or NULL */
+    const char *since;       /* since when it serves that certificate, or NULL */
+    const char *source;      /* "bound", "stored", "fallback", or NULL */
+    const json_t *hostnames; /* array of strings, or NULL */
 };
 
 /* The comparison's memory for one Host, caller's storage, zeroed at first. */
