@@ -3,7 +3,10 @@
 #ifndef AEGISCTL_CTL_H
 #define AEGISCTL_CTL_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "aegis/diag.h"
@@ -20,6 +23,53 @@ int ctl_store(int argc, char **argv);
 int ctl_ca(int argc, char **argv);
 int ctl_csr(int argc, char **argv);
 int ctl_certificate(int argc, char **argv);
+int ctl_describe(int argc, char **argv);
+/* aegisctl get KIND ...: argv[0] is "get", argv[1] the kind word (ctl_kind_word). */
+int ctl_get_status(int argc, char **argv);
+
+/* ---- status files (statusview.c) ---- */
+
+/* What a table shows for a value that is not known (kubectl's form). */
+#define CTL_UNKNOWN "<unknown>"
+
+struct api_type;
+
+/* The kind of "certificates", "cert", "host", "aiss", ...: 0, or -1 for another word. */
+int ctl_kind_word(const char *word, enum aegis_kind *kind);
+/* The status type of a kind (&api_t_certificate_status, ...). */
+const struct api_type *ctl_status_type(enum aegis_kind kind);
+/* "<state_dir>/status"; the caller frees it. */
+char *ctl_status_dir(const char *state_dir);
+/*
+ * Reads <state_dir>/status/<Kind>/<ns>/<name>.json and checks its status against the schema.
+ * Returns 0 with *status (a new reference to the "status" object), -1 when there is no such
+ * file, -2 when it cannot be read or is not valid; msg says what and how to fix it.
+ */
+int ctl_status_read(const char *state_dir, enum aegis_kind kind, const char *ns, const char *name,
+                    json_t **status, char *msg, size_t size);
+
+struct ctl_status_ref {
+    char *ns, *name;
+};
+
+/*
+ * The objects of kind that have a status file (in namespace ns, or all when NULL), sorted by
+ * namespace and name. Returns 0, or -1 when <state_dir>/status does not exist (msg says so).
+ */
+int ctl_status_list(const char *state_dir, enum aegis_kind kind, const char *ns,
+                    struct ctl_status_ref **out, size_t *n, char *msg, size_t size);
+void ctl_status_refs_free(struct ctl_status_ref *v, size_t n);
+
+/* A duration as kubectl prints ages: "45s", "5m", "7h", "89d" (negative: "-3d"). */
+void ctl_human_duration(int64_t s, char *buf, size_t size);
+/* How long ago an RFC 3339 time was (future: how long until it); CTL_UNKNOWN for NULL. */
+void ctl_relative_time(const char *rfc3339, int64_t now, bool future, char *buf, size_t size);
+/* The condition of that type in a status object, or NULL. */
+const json_t *ctl_condition(const json_t *status, const char *type);
+/* A string member, or CTL_UNKNOWN. */
+const char *ctl_str(const json_t *obj, const char *key);
+/* Prints a JSON value as block-style YAML. */
+void ctl_print_yaml(FILE *out, const json_t *v);
 
 /* Loads and checks every path into set; every problem goes to diags, sorted. */
 void ctl_load(struct aegis_resource_set *set, struct aegis_diags *diags, char **paths, int npaths);

@@ -118,6 +118,9 @@ static void print_json(const struct aegis_resource_set *set)
 static void get_usage(FILE *out)
 {
     fprintf(out, "usage: aegisctl get [--output table|json] PATH...\n"
+                 "       aegisctl get issuers|certificates|hosts [-n NS] [--state-dir DIR]\n"
+                 "                    [-o wide|json|yaml] [PATH...]   (with status; see --help\n"
+                 "                    after the kind)\n"
                  "\n"
                  "Prints the resources found in files and directories. json shows each\n"
                  "resource with every default applied. Errors go to stderr (exit 1).\n"
@@ -130,8 +133,12 @@ int ctl_get(int argc, char **argv)
     static const char *const formats[] = {"table", "json"};
     struct aegis_resource_set set;
     struct aegis_diags diags;
+    enum aegis_kind kind;
     int format, first, status;
 
+    /* "get certificates [PATH...]": the objects of a kind with their status (getstatus.c). */
+    if (argc >= 2 && ctl_kind_word(argv[1], &kind) == 0)
+        return ctl_get_status(argc, argv);
     status = ctl_parse_paths_args(argc, argv, "get", formats, 2, get_usage, &format, &first);
     if (status >= 0)
         return status;

@@ -17,7 +17,8 @@ struct command {
 
 static const struct command commands[] = {
     {"validate", ctl_validate, "check resource files and print every error"},
-    {"get", ctl_get, "print the resources of files, with defaults applied"},
+    {"get", ctl_get, "print resources, or the objects of a kind with their status"},
+    {"describe", ctl_describe, "print the whole status of a Certificate, Host or Issuer"},
     {"ca", ctl_ca, "the local CA: trust bundle, sign a CSR, revocation list"},
     {"store", ctl_store, "list, show and re-key the encrypted store (never prints keys)"},
     {"csr", ctl_csr, "print a Certificate's CSR, or import the certificate signed for it"},

@@ -27,6 +27,7 @@
 #include "push.h"
 #include "reconcile.h"
 #include "secret.h"
+#include "served.h"
 #include "supervise.h"
 #include "watch.h"
 
@@ -47,7 +48,11 @@ struct daemon {
     char *socket_path, *secrets_dir, *status_dir, *dp_state_dir;
     char *fallback_chain, *fallback_key;
     int sigfd;
+    int64_t served_next_ms; /* the next GET /status (monotonic ms); 0: before the first push */
 };
+
+/* The name status.served gives the dataplane this daemon pushes to. */
+#define DAEMON_DATAPLANE_NAME "local"
 
 static int64_t mono_ms(void)
 {
@@ -269,6 +274,29 @@ static void log_report(const struct reconcile_report *rep)
         aegis_log(AEGIS_LOG_WARN, "push", "%s", rep->push_error);
 }
 
+/*
+ * Reads what the dataplane serves (GET /status) into the Hosts' status.served, after each push
+ * and every SERVED_POLL_S. A dataplane that cannot be read leaves the statuses as they were.
+ */
+static void read_served(struct daemon *d, int64_t now_ms, int64_t now)
+{
+    struct aegis_err e = {0};
+    json_t *st = NULL;
+    size_t mismatch;
+
+    d->served_next_ms = now_ms + (int64_t)SERVED_POLL_S * 1000;
+    if (push_status(&d->target, &st, &e) < 0) {
+        aegis_log(AEGIS_LOG_DEBUG, "served", "cannot read the dataplane's status: %s", e.msg);
+        return;
+    }
+    mismatch = reconcile_served(d->rec, st, DAEMON_DATAPLANE_NAME, now);
+    if (mismatch > 0)
+        aegis_log(AEGIS_LOG_WARN, "served",
+                  "%zu Host(s) served another certificate than the one issued for over %d s",
+                  mismatch, SERVED_GRACE_S_DEFAULT);
+    json_decref(st);
+}
+
 static int loop(struct daemon *d)
 {
     int64_t due = 0; /* reconcile: Unix seconds */
@@ -300,14 +328,26 @@ static int loop(struct daemon *d)
             due = reconcile_step(d->rec, now, &rep);
             cmetrics_step(&rep, mono_s() - started);
             log_report(&rep);
+            if (rep.pushed) {
+                read_served(d, now_ms, now);
+                due = now; /* the next step writes the statuses that changed */
+                continue;
+            }
             if (d->o->once && rep.push_error[0] == '\0' && due > now)
                 return 0;
+        }
+        if (d->served_next_ms != 0 && d->served_next_ms <= now_ms) {
+            read_served(d, now_ms, now);
+            due = now;
+            continue;
         }
         wait_ms = (due - now) * 1000;
         if (watch_next != WATCH_NO_DEADLINE && watch_next - now_ms < wait_ms)
             wait_ms = watch_next - now_ms;
         if (sv_next != INT64_MAX && sv_next - now_ms < wait_ms)
             wait_ms = sv_next - now_ms;
+        if (d->served_next_ms != 0 && d->served_next_ms - now_ms < wait_ms)
+            wait_ms = d->served_next_ms - now_ms;
         if (wait_ms < 0)
             wait_ms = 0;
         if (wait_ms > DAEMON_HEARTBEAT_MS)

@@ -25,6 +25,7 @@
 #include "issuer/ca.h"
 #include "issuer/issuer.h"
 #include "secret.h"
+#include "served.h"
 #include "status.h"
 #include "watch.h"
 
@@ -62,7 +63,9 @@ struct obj {
     struct aegis_issuer_status issuer_status;
     /* Host */
     struct aegis_host_status host_status;
+    struct served_state served; /* issued against served (served.h) */
     bool status_dirty;
+    char served_issued[PKI_SERIAL_HEX_SIZE]; /* the serial rendered for the Host; "": none */
 };
 
 struct reconciler {
@@ -76,7 +79,8 @@ struct reconciler {
     bool pushed_once;
     int64_t generation;
     char push_error[AEGIS_ERR_MSG_MAX];
-    int push_rc; /* of the last push; -EIO: the dataplane was not reached */
+    int push_rc;            /* of the last push; -EIO: the dataplane was not reached */
+    size_t served_mismatch; /* Hosts whose served certificate lastingly differs (served.h) */
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -617,6 +621,11 @@ static void host_statuses(struct reconciler *r, const struct render_result *rr, 
         count(rep, RECONCILE_KIND_HOST, h->serve == RENDER_SERVE_NONE || r->push_error[0] != '\0');
         if (status_host_update(&o->host_status, &si, now))
             o->status_dirty = true;
+        snprintf(o->served_issued, sizeof(o->served_issued), "%s",
+                 h->serve == RENDER_SERVE_CERTIFICATE && c != NULL &&
+                         c->cs.status.serial_number != NULL
+                     ? c->cs.status.serial_number
+                     : "");
     }
 }
 
@@ -726,6 +735,7 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
     size_t n_due = 0;
 
     memset(rep, 0, sizeof(*rep));
+    rep->served_mismatch = r->served_mismatch;
     if (r->pending != NULL)
         adopt_snapshot(r, now);
     if (r->snap == NULL)
@@ -794,4 +804,31 @@ json_t *reconcile_status_json(const struct reconciler *r, const char *kind, cons
     snprintf(key, sizeof(key), "%s/%s/%s", kind, ns, name);
     o = find(r, key);
     return o != NULL ? status_of(o) : NULL;
+}
+
+/* ---- issued against served ---------------------------------------------------------------- */
+
+size_t reconcile_served(struct reconciler *r, const json_t *dp_status, const char *dataplane,
+                        int64_t now)
+{
+    json_t *index = served_index_new(dp_status);
+    size_t mismatch = 0;
+
+    for (size_t b = 0; b < r->n_buckets; b++) {
+        for (struct obj *o = r->buckets[b]; o != NULL; o = o->next_in_bucket) {
+            struct served_report rep;
+            struct served_result res;
+
+            if (o->kind != OBJ_HOST || !o->live)
+                continue;
+            served_report_of(index, o->ns, o->name, &rep);
+            served_compare(o->served_issued, &rep, SERVED_GRACE_S_DEFAULT, now, &o->served, &res);
+            mismatch += res.verdict == SERVED_VERDICT_MISMATCH;
+            if (served_status_update(&o->host_status, &rep, dataplane, &res, generation_of(o), now))
+                o->status_dirty = true;
+        }
+    }
+    json_decref(index);
+    r->served_mismatch = mismatch;
+    return mismatch;
 }

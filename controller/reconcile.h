@@ -18,6 +18,7 @@
 #ifndef AEGIS_RECONCILE_H
 #define AEGIS_RECONCILE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,6 +94,9 @@ struct reconcile_report {
     bool pushed;                        /* ... and the push callback accepted it */
     int64_t generation;                 /* of that configuration */
     char push_error[AEGIS_ERR_MSG_MAX]; /* the push callback's error; "" */
+    /* Hosts whose served certificate differs from the issued one beyond the grace period, as
+     * of the last reconcile_served (the aegis_certificate_served_mismatch gauge). */
+    size_t served_mismatch;
 };
 
 struct reconciler;
@@ -115,6 +119,15 @@ void reconcile_repush(struct reconciler *r);
  * now when work is left over), never 0 while the reconciler has objects (the resync).
  */
 int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_report *rep);
+
+/*
+ * Issued against served: takes a dataplane's GET /status document (named dataplane in the
+ * statuses, e.g. "local") and updates every Host's status.served and Served condition
+ * (served.h); changed statuses are written at the next reconcile_step. Returns the number of
+ * Hosts whose served certificate has differed from the issued one beyond the grace period.
+ */
+size_t reconcile_served(struct reconciler *r, const json_t *dp_status, const char *dataplane,
+                        int64_t now);
 
 /* The status JSON of an object (kind "Issuer", "Certificate" or "Host"), a new reference, or
  * NULL when there is no such object: for the read-only API and tests. */

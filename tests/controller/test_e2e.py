@@ -7,7 +7,8 @@
 # served over HTTPS with a certificate for its name; editing its hostnames serves a new
 # certificate for the new name; a broken file is reported and the other Hosts keep being served;
 # deleting a Host stops serving it; a killed dataplane is restarted and serves again; a restarted
-# controller issues nothing new (same revision); no private key in the status files or the logs.
+# controller issues nothing new (same revision); a Host's status.served shows the serial of its
+# issued certificate read back from the dataplane; no private key in the status files or the logs.
 #
 # Environment: AEGIS_CONTROLLER, AEGIS_DATAPLANE, AEGISCTL (default: build/...).
 
@@ -113,6 +114,20 @@ def status(kind, name):
         return None
 
 
+def wait_status_served(name, serial, timeout=10):
+    """The Host's status once status.served lists serial (and Served is True), else None."""
+    deadline = time.time() + timeout
+    while serial and time.time() < deadline:
+        st = status("Host", name) or {}
+        entries = st.get("served", [])
+        cond = [c for c in st.get("conditions", []) if c["type"] == "Served"]
+        if entries and all(e.get("serialNumber") == serial and e.get("dataplane") == "local"
+                           for e in entries) and cond and cond[0]["status"] == "True":
+            return st
+        time.sleep(0.2)
+    return None
+
+
 def main():
     started = time.time()
     for binary in (CONTROLLER, DATAPLANE, AEGISCTL):
@@ -140,6 +155,10 @@ def main():
     hst = status("Host", "app")
     result(hst is not None and hst["conditions"][0]["status"] == "True", "the Host is Ready",
            [hst])
+    served = wait_status_served("app", st.get("serialNumber") if st else None)
+    result(served is not None,
+           "the Host's status.served shows the serial of its issued certificate, Served=True",
+           [st, status("Host", "app")])
 
     write("res/app.yaml", host_yaml("app", ["app2.test"], upstream))
     ok, detail = wait_served(hs, "app2.test", ca)
