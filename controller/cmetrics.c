@@ -151,6 +151,9 @@ static int kind_index(const char *kind)
 void cmetrics_object(const struct cmetrics_object *o)
 {
     int kind = kind_index(o->kind);
+
+    if (!o->removed && o->served_certificate != NULL && o->served_certificate[0] != '\0')
+        cmetrics_set_served_mismatch(o->ns, o->served_certificate, o->served_mismatch);
     char key[KEY_MAX];
     struct entry **link, *e;
 

@@ -39,6 +39,10 @@ struct cmetrics_object {
     enum aegis_condition_status ready;
     int64_t not_after;    /* Unix seconds; 0: no certificate stored */
     int64_t renewal_time; /* Unix seconds; 0: none */
+    /* Hosts: the Certificate they serve ("" or NULL: none) and whether what the dataplane serves
+     * lastingly differs from it (served.h): aegis_certificate_served_mismatch of that Certificate */
+    const char *served_certificate;
+    bool served_mismatch;
 };
 
 /* Forgets everything (for tests); the process start time and the setters' values included. */

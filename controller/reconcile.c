@@ -66,6 +66,8 @@ struct obj {
     struct served_state served; /* issued against served (served.h) */
     bool status_dirty;
     char served_issued[PKI_SERIAL_HEX_SIZE]; /* the serial rendered for the Host; "": none */
+    char served_cert[256];                   /* the Certificate rendered for the Host; "": none */
+    bool served_mismatch;                    /* the last comparison said MISMATCH */
 };
 
 struct reconciler {
@@ -307,6 +309,10 @@ static void observe(const struct reconciler *r, const struct obj *o, bool remove
                                       STATUS_CONDITION_READY);
     m.has_ready = ready != NULL;
     m.ready = ready != NULL ? ready->status : AEGIS_CONDITION_STATUS_UNKNOWN;
+    if (o->kind == OBJ_HOST && !removed) {
+        m.served_certificate = o->served_cert;
+        m.served_mismatch = o->served_mismatch;
+    }
     if (o->kind == OBJ_CERTIFICATE && !removed) {
         const char *issuer = o->res != NULL ? spec_of(o)->issuer_ref.name : NULL;
 
@@ -621,6 +627,8 @@ static void host_statuses(struct reconciler *r, const struct render_result *rr, 
         count(rep, RECONCILE_KIND_HOST, h->serve == RENDER_SERVE_NONE || r->push_error[0] != '\0');
         if (status_host_update(&o->host_status, &si, now))
             o->status_dirty = true;
+        snprintf(o->served_cert, sizeof(o->served_cert), "%s",
+                 h->serve == RENDER_SERVE_CERTIFICATE ? h->certificate : "");
         snprintf(o->served_issued, sizeof(o->served_issued), "%s",
                  h->serve == RENDER_SERVE_CERTIFICATE && c != NULL &&
                          c->cs.status.serial_number != NULL
@@ -824,6 +832,10 @@ size_t reconcile_served(struct reconciler *r, const json_t *dp_status, const cha
             served_report_of(index, o->ns, o->name, &rep);
             served_compare(o->served_issued, &rep, SERVED_GRACE_S_DEFAULT, now, &o->served, &res);
             mismatch += res.verdict == SERVED_VERDICT_MISMATCH;
+            if (o->served_mismatch != (res.verdict == SERVED_VERDICT_MISMATCH)) {
+                o->served_mismatch = res.verdict == SERVED_VERDICT_MISMATCH;
+                o->status_dirty = true; /* the observer (metrics) hears of it at the write */
+            }
             if (served_status_update(&o->host_status, &rep, dataplane, &res, generation_of(o), now))
                 o->status_dirty = true;
         }
