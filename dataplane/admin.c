@@ -22,6 +22,7 @@
 #include "aegis/alloc.h"
 #include "aegis/limits.h"
 #include "log.h"
+#include "server.h"
 
 /* Pending connections per admin socket. */
 #define ADMIN_BACKLOG 64
@@ -281,6 +282,8 @@ static void *run(void *arg)
     uint64_t deadline;
 
     dp_log_set_thread("admin");
+    /* A pushed configuration's server (loops, queues, listeners) is made on this thread. */
+    dp_server_thread_buffers_unshared();
     while (!a->stopping)
         h2o_evloop_run(a->loop, INT32_MAX);
     close_listener(&a->unix_sock);

@@ -31,6 +31,7 @@
 #include "lastgood.h"
 #include "log.h"
 #include "metrics_server.h"
+#include "server.h"
 
 #define PROG "aegis-dataplane"
 
@@ -522,6 +523,7 @@ int main(int argc, char **argv)
     memset(&f, 0, sizeof(f));
     memset(&err, 0, sizeof(err));
     f.level = DP_LOG_INFO;
+    dp_server_thread_buffers_unshared(); /* before any socket is made here */
     status = parse_flags(argc, argv, &f);
     if (status >= 0)
         return status;

@@ -51,6 +51,11 @@ static void config_applied(struct dp_server *s, struct dp_gen *g)
     dp_metrics_config_applied(g->rc);
 }
 
+void dp_server_thread_buffers_unshared(void)
+{
+    h2o_socket_buffer_prototype.allocator.max = 0;
+}
+
 int dp_server_new(struct rconf *rc, unsigned n_workers, struct dp_server **out,
                   struct aegis_err *err)
 {

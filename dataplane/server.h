@@ -23,6 +23,18 @@ struct dp_server;
  * holds the addresses, builds the TLS contexts and the generation, and opens every worker's
  * sockets. Nothing is served until dp_server_start.
  */
+/*
+ * Makes the calling thread's h2o socket buffers safe for sockets other threads use. h2o 2.2.5
+ * recycles socket buffers through a free list in a thread-local prototype of the thread that
+ * made the socket (h2o_socket_buffer_prototype is __thread), so a socket made here and read on a
+ * worker - the listening sockets, the message queues of loops and contexts - would pop and push
+ * this thread's free list from two threads at once. Called on the threads that make sockets for
+ * others (main, and the admin thread, which builds the server for a pushed configuration): it
+ * turns that free list off there (plain malloc and free, which are thread-safe). The threads that
+ * serve connections keep recycling their own sockets' buffers.
+ */
+void dp_server_thread_buffers_unshared(void);
+
 int dp_server_new(struct rconf *rc, unsigned n_workers, struct dp_server **out,
                   struct aegis_err *err);
 int dp_server_start(struct dp_server *s, struct aegis_err *err);

@@ -15,9 +15,12 @@ packages=(
     # Libraries
     libssl-dev openssl libyaml-dev libcurl4-openssl-dev libjansson-dev libinotifytools0-dev
     libh2o-evloop-dev
-    # Tests: /usr/bin/python3 with these modules runs the schema and protocol tests; promtool
-    # (from prometheus) checks the dataplane's /metrics
-    curl python3 python3-yaml python3-ruamel.yaml python3-jsonschema prometheus
+    # Tests: /usr/bin/python3 with these modules runs the schema and protocol tests (websockets
+    # for the websocket echo through the proxy, cryptography for certificates the tests make);
+    # promtool (from prometheus) checks /metrics and the alerting rules; systemd-analyze checks
+    # the unit files
+    curl python3 python3-yaml python3-ruamel.yaml python3-jsonschema python3-websockets
+    python3-cryptography prometheus systemd
     # Later issues add their test servers and clients here: pebble (ACME), kubectl.
 )
 # --bench: the peers and load generators of hack/bench/dataplane.sh (run by hand, not by CI).
