@@ -23,6 +23,7 @@
 #include "aegis/err.h"
 #include "aegis/format.h"
 #include "aegis/limits.h"
+#include "aegis/net.h"
 #include "aegis/pki.h"
 #include "rconf_internal.h"
 
@@ -506,53 +507,7 @@ static bool cert_covers(const struct rconf_cert *c, const char *hostname)
 
 static bool parse_address(const char *s, size_t len, struct rconf_listener *l)
 {
-    char host[64];
-    const char *colon, *port;
-    char *end;
-    unsigned long p;
-
-    memset(&l->addr, 0, sizeof(l->addr));
-    if (len == 0 || len >= sizeof(host))
-        return false;
-    if (s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-
-        if (close == NULL || close + 1 >= s + len || close[1] != ':')
-            return false;
-        memcpy(host, s + 1, (size_t)(close - s - 1));
-        host[close - s - 1] = '\0';
-        port = close + 2;
-    } else {
-        colon = memchr(s, ':', len);
-        if (colon == NULL)
-            return false;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = '\0';
-        port = colon + 1;
-    }
-    if (*port < '1' || *port > '9')
-        return false;
-    p = strtoul(port, &end, 10);
-    if (end != s + len || p > 65535)
-        return false;
-    if (s[0] == '[') {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&l->addr;
-
-        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-            return false;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)p);
-        l->addr_len = sizeof(*a);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&l->addr;
-
-        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-            return false;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)p);
-        l->addr_len = sizeof(*a);
-    }
-    return true;
+    return aegis_net_parse_addr(s, len, &l->addr, &l->addr_len) == 0;
 }
 
 static uint16_t listener_port(const struct rconf_listener *l)

@@ -8,10 +8,8 @@
  */
 #include "httpapi.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -24,6 +22,7 @@
 
 #include "aegis/alloc.h"
 #include "aegis/log.h"
+#include "aegis/net.h"
 #include "statusapi.h"
 
 /* An idle keep-alive client is disconnected after this long (h2o's default is 10 s); it also
@@ -34,8 +33,6 @@
 #define DRAIN_TIMEOUT_MS (IDLE_TIMEOUT_MS + 1000)
 #define DRAIN_POLL_MS 50
 #define LISTEN_BACKLOG 64
-/* The longest ADDR:PORT accepted ("[" 45-character IPv6 "]:65535"). */
-#define ADDR_MAX 64
 
 struct httpapi {
     pthread_t thread;
@@ -177,79 +174,6 @@ static void *run(void *arg)
 
 /* ---- start and stop --------------------------------------------------------------------------- */
 
-/* Parses "ADDR:PORT" / "[ADDR6]:PORT" (numeric, port required) into sa. */
-static int parse_addr(const char *text, struct sockaddr_storage *sa, socklen_t *sa_len)
-{
-    h2o_iovec_t host;
-    uint16_t port = 0;
-    size_t len = strlen(text);
-    char name[ADDR_MAX];
-    const char *end;
-
-    memset(sa, 0, sizeof(*sa));
-    if (len == 0 || len >= ADDR_MAX)
-        return -1;
-    end = h2o_url_parse_hostport(text, len, &host, &port);
-    if (end != text + len || port == 65535 || port == 0 || host.len == 0 ||
-        host.len >= sizeof(name))
-        return -1;
-    /* h2o keeps the brackets of an IPv6 literal. */
-    if (host.base[0] == '[' && host.len >= 2) {
-        host.base++;
-        host.len -= 2;
-    }
-    memcpy(name, host.base, host.len);
-    name[host.len] = '\0';
-    if (inet_pton(AF_INET6, name, &((struct sockaddr_in6 *)sa)->sin6_addr) == 1 && text[0] == '[') {
-        ((struct sockaddr_in6 *)sa)->sin6_family = AF_INET6;
-        ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
-        *sa_len = sizeof(struct sockaddr_in6);
-        return 0;
-    }
-    if (inet_pton(AF_INET, name, &((struct sockaddr_in *)sa)->sin_addr) == 1) {
-        ((struct sockaddr_in *)sa)->sin_family = AF_INET;
-        ((struct sockaddr_in *)sa)->sin_port = htons(port);
-        *sa_len = sizeof(struct sockaddr_in);
-        return 0;
-    }
-    return -1;
-}
-
-static int open_listener(const char *text, int *out, struct aegis_err *err)
-{
-    struct sockaddr_storage sa;
-    socklen_t sa_len = 0;
-    int fd, on = 1, r = 0;
-
-    *out = -1;
-    if (parse_addr(text, &sa, &sa_len) < 0)
-        return aegis_err_set(err, -EINVAL, "--http-listen",
-                             "\"%s\" is not a numeric ADDRESS:PORT (for example 127.0.0.1:9180 "
-                             "or [::1]:9180)",
-                             text);
-    fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return aegis_err_set(err, -errno, "--http-listen", "socket: %s", strerror(errno));
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        (sa.ss_family == AF_INET6 &&
-         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)) {
-        r = aegis_err_set(err, -errno, "--http-listen", "setsockopt: %s", strerror(errno));
-        goto out;
-    }
-    if (bind(fd, (const struct sockaddr *)&sa, sa_len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-        r = aegis_err_set(err, -errno, "--http-listen", "cannot listen on %s: %s%s", text,
-                          strerror(errno),
-                          errno == EADDRINUSE ? " (is another controller running?)" : "");
-        goto out;
-    }
-    *out = fd;
-    fd = -1;
-out:
-    if (fd >= 0)
-        close(fd);
-    return r;
-}
-
 static void server_free(struct httpapi *s)
 {
     if (s == NULL)
@@ -288,7 +212,8 @@ int httpapi_start(const char *addr, const char *status_dir, struct httpapi **out
 
     *out = NULL;
     s->status_dir = aegis_strdup(status_dir);
-    r = open_listener(addr, &fd, err);
+    r = aegis_net_listen(addr, LISTEN_BACKLOG, "--http-listen", "is another controller running?",
+                         &fd, err);
     if (r < 0)
         goto out;
     s->loop = h2o_evloop_create();

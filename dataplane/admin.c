@@ -16,11 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <h2o.h>
 
 #include "aegis/alloc.h"
 #include "aegis/limits.h"
+#include "aegis/net.h"
 #include "log.h"
 #include "server.h"
 
@@ -210,44 +210,8 @@ static int open_unix(const char *path, int *out, struct aegis_err *err)
 
 static int open_tcp(const char *spec, int *out, struct aegis_err *err)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    h2o_iovec_t host;
-    uint16_t port;
-    char name[64];
-    const char *end = h2o_url_parse_hostport(spec, strlen(spec), &host, &port);
-    int fd, on = 1, r;
-
-    *out = -1;
-    memset(&ss, 0, sizeof(ss));
-    if (end == NULL || *end != '\0' || port == 65535 || host.len >= sizeof(name))
-        return aegis_err_set(err, -AEGIS_E_INVALID, "--admin-listen",
-                             "\"%s\" is not ADDR:PORT (\"127.0.0.1:9443\", \"[::1]:9443\")", spec);
-    memcpy(name, host.base, host.len);
-    name[host.len] = '\0';
-    if (inet_pton(AF_INET, name, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-        ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-        ((struct sockaddr_in *)&ss)->sin_port = htons(port);
-        len = sizeof(struct sockaddr_in);
-    } else if (inet_pton(AF_INET6, name, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-        ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
-        len = sizeof(struct sockaddr_in6);
-    } else {
-        return aegis_err_set(err, -AEGIS_E_INVALID, "--admin-listen",
-                             "\"%s\" is not an IPv4 or IPv6 address", name);
-    }
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return aegis_err_set(err, -errno, spec, "socket: %s", strerror(errno));
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, ADMIN_BACKLOG) != 0) {
-        r = aegis_err_set(err, -errno, spec, "cannot listen on %s: %s", spec, strerror(errno));
-        close(fd);
-        return r;
-    }
-    *out = fd;
-    return 0;
+    return aegis_net_listen(spec, ADMIN_BACKLOG, "--admin-listen", "is another dataplane running?",
+                            out, err);
 }
 
 /* ---- the thread -------------------------------------------------------------------------------- */

@@ -7,10 +7,8 @@
  */
 #include "metrics_server.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,6 +20,7 @@
 #include <h2o.h>
 
 #include "aegis/alloc.h"
+#include "aegis/net.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -33,8 +32,6 @@
 #define DRAIN_TIMEOUT_MS (IDLE_TIMEOUT_MS + 1000)
 #define DRAIN_POLL_MS 50
 #define LISTEN_BACKLOG 64
-/* The longest ADDR:PORT accepted ("[" 45-character IPv6 "]:65535"). */
-#define ADDR_MAX 64
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -183,79 +180,6 @@ static void *run(void *arg)
 
 /* ---- start and stop --------------------------------------------------------------------------- */
 
-/* Parses "ADDR:PORT" / "[ADDR6]:PORT" (numeric, port required) into sa. */
-static int parse_addr(const char *text, struct sockaddr_storage *sa, socklen_t *sa_len)
-{
-    h2o_iovec_t host;
-    uint16_t port = 0;
-    size_t len = strlen(text);
-    char name[ADDR_MAX];
-    const char *end;
-
-    memset(sa, 0, sizeof(*sa));
-    if (len == 0 || len >= ADDR_MAX)
-        return -1;
-    end = h2o_url_parse_hostport(text, len, &host, &port);
-    if (end != text + len || port == 65535 || port == 0 || host.len == 0 ||
-        host.len >= sizeof(name))
-        return -1;
-    /* h2o keeps the brackets of an IPv6 literal. */
-    if (host.base[0] == '[' && host.len >= 2) {
-        host.base++;
-        host.len -= 2;
-    }
-    memcpy(name, host.base, host.len);
-    name[host.len] = '\0';
-    if (inet_pton(AF_INET6, name, &((struct sockaddr_in6 *)sa)->sin6_addr) == 1 && text[0] == '[') {
-        ((struct sockaddr_in6 *)sa)->sin6_family = AF_INET6;
-        ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
-        *sa_len = sizeof(struct sockaddr_in6);
-        return 0;
-    }
-    if (inet_pton(AF_INET, name, &((struct sockaddr_in *)sa)->sin_addr) == 1) {
-        ((struct sockaddr_in *)sa)->sin_family = AF_INET;
-        ((struct sockaddr_in *)sa)->sin_port = htons(port);
-        *sa_len = sizeof(struct sockaddr_in);
-        return 0;
-    }
-    return -1;
-}
-
-static int open_listener(const char *text, int *out, struct aegis_err *err)
-{
-    struct sockaddr_storage sa;
-    socklen_t sa_len = 0;
-    int fd, on = 1, r = 0;
-
-    *out = -1;
-    if (parse_addr(text, &sa, &sa_len) < 0)
-        return aegis_err_set(err, -EINVAL, "--metrics-listen",
-                             "\"%s\" is not a numeric ADDRESS:PORT (for example 127.0.0.1:9145 "
-                             "or [::1]:9145)",
-                             text);
-    fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return aegis_err_set(err, -errno, "--metrics-listen", "socket: %s", strerror(errno));
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        (sa.ss_family == AF_INET6 &&
-         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)) {
-        r = aegis_err_set(err, -errno, "--metrics-listen", "setsockopt: %s", strerror(errno));
-        goto out;
-    }
-    if (bind(fd, (const struct sockaddr *)&sa, sa_len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-        r = aegis_err_set(err, -errno, "--metrics-listen", "cannot listen on %s: %s%s", text,
-                          strerror(errno),
-                          errno == EADDRINUSE ? " (is another dataplane running?)" : "");
-        goto out;
-    }
-    *out = fd;
-    fd = -1;
-out:
-    if (fd >= 0)
-        close(fd);
-    return r;
-}
-
 static void server_free(struct dp_metrics_server *s)
 {
     if (s == NULL)
@@ -291,7 +215,8 @@ int dp_metrics_server_start(const char *addr, struct dp_metrics_server **out, st
     int fd = -1, r;
 
     *out = NULL;
-    r = open_listener(addr, &fd, err);
+    r = aegis_net_listen(addr, LISTEN_BACKLOG, "--metrics-listen", "is another dataplane running?",
+                         &fd, err);
     if (r < 0)
         goto out;
     s->loop = h2o_evloop_create();
