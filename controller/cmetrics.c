@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "aegis/alloc.h"
+#include "aegis/promtext.h"
 #include "issuer/issuer.h"
 #include "reconcile.h"
 
@@ -353,86 +354,20 @@ void cmetrics_snake_case(const char *camel, char *out, size_t size)
 
 /* ---- rendering -------------------------------------------------------------------------------- */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void put(struct buf *b, const char *s, size_t n)
-{
-    aegis_grow((void **)&b->p, &b->cap, b->len + n + 1, 1);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void putf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    char small[256];
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof(small)) {
-        put(b, small, (size_t)n);
-        return;
-    }
-    aegis_grow((void **)&b->p, &b->cap, b->len + (size_t)n + 1, 1);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-/* A label value, escaped as the text format requires: \\, \" and \n. */
-static void put_label_value(struct buf *b, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        if (*s == '\\')
-            put(b, "\\\\", 2);
-        else if (*s == '"')
-            put(b, "\\\"", 2);
-        else if (*s == '\n')
-            put(b, "\\n", 2);
-        else
-            put(b, s, 1);
-    }
-}
-
-/* name{namespace="..",name=".."  (the caller closes the braces) */
-static void put_object(struct buf *b, const char *metric, const struct entry *e)
-{
-    putf(b, "%s{namespace=\"", metric);
-    put_label_value(b, e->ns);
-    put(b, "\",name=\"", 8);
-    put_label_value(b, e->name);
-    put(b, "\"", 1);
-}
-
-static void family(struct buf *b, const char *name, const char *type, const char *help)
-{
-    putf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void render_histogram(struct buf *b, const char *name, const char *help,
+static void render_histogram(struct aegis_textbuf *b, const char *name, const char *help,
                              const struct histogram *h)
 {
     uint64_t cum = 0;
 
-    family(b, name, "histogram", help);
+    aegis_prom_family(b, name, "histogram", help);
     for (size_t i = 0; i < N_BUCKETS; i++) {
         cum += h->buckets[i];
-        putf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bucket_s[i], cum);
+        aegis_textbuf_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bucket_s[i], cum);
     }
     cum += h->buckets[N_BUCKETS];
-    putf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
-    putf(b, "%s_sum %.6f\n", name, h->sum);
-    putf(b, "%s_count %" PRIu64 "\n", name, cum);
+    aegis_textbuf_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+    aegis_textbuf_printf(b, "%s_sum %.6f\n", name, h->sum);
+    aegis_textbuf_printf(b, "%s_count %" PRIu64 "\n", name, cum);
 }
 
 static int by_key(const void *a, const void *b)
@@ -457,80 +392,97 @@ static void kind_range(struct entry **v, size_t n, int kind, size_t *first, size
         (*end)++;
 }
 
-static void render_certificates(struct buf *b, struct entry **v, size_t n)
+/* name{namespace="..",name=".."  (the caller closes the braces) */
+static void put_object(struct aegis_textbuf *b, const char *metric, const struct entry *e)
+{
+    aegis_textbuf_printf(b, "%s{namespace=\"", metric);
+    aegis_prom_label_value(b, e->ns);
+    aegis_textbuf_put(b, "\",name=\"", 8);
+    aegis_prom_label_value(b, e->name);
+    aegis_textbuf_put(b, "\"", 1);
+}
+
+static void render_certificates(struct aegis_textbuf *b, struct entry **v, size_t n)
 {
     size_t first, end;
 
     kind_range(v, n, RECONCILE_KIND_CERTIFICATE, &first, &end);
-    family(b, "aegis_certificate_expiration_timestamp_seconds", "gauge",
-           "The notAfter of the stored certificate (Unix time); absent while none is stored.");
+    aegis_prom_family(
+        b, "aegis_certificate_expiration_timestamp_seconds", "gauge",
+        "The notAfter of the stored certificate (Unix time); absent while none is stored.");
     for (size_t i = first; i < end; i++) {
         if (v[i]->not_after == 0)
             continue;
         put_object(b, "aegis_certificate_expiration_timestamp_seconds", v[i]);
-        put(b, ",issuer_name=\"", 14);
-        put_label_value(b, v[i]->issuer_name);
-        putf(b, "\"} %" PRId64 "\n", v[i]->not_after);
+        aegis_textbuf_put(b, ",issuer_name=\"", 14);
+        aegis_prom_label_value(b, v[i]->issuer_name);
+        aegis_textbuf_printf(b, "\"} %" PRId64 "\n", v[i]->not_after);
     }
-    family(b, "aegis_certificate_renewal_timestamp_seconds", "gauge",
-           "When the stored certificate is renewed (Unix time); absent while none is stored.");
+    aegis_prom_family(
+        b, "aegis_certificate_renewal_timestamp_seconds", "gauge",
+        "When the stored certificate is renewed (Unix time); absent while none is stored.");
     for (size_t i = first; i < end; i++) {
         if (v[i]->renewal_time == 0)
             continue;
         put_object(b, "aegis_certificate_renewal_timestamp_seconds", v[i]);
-        put(b, ",issuer_name=\"", 14);
-        put_label_value(b, v[i]->issuer_name);
-        putf(b, "\"} %" PRId64 "\n", v[i]->renewal_time);
+        aegis_textbuf_put(b, ",issuer_name=\"", 14);
+        aegis_prom_label_value(b, v[i]->issuer_name);
+        aegis_textbuf_printf(b, "\"} %" PRId64 "\n", v[i]->renewal_time);
     }
-    family(b, "aegis_certificate_ready_status", "gauge",
-           "The Certificate's Ready condition: 1 on the series of its status, 0 on the others.");
+    aegis_prom_family(
+        b, "aegis_certificate_ready_status", "gauge",
+        "The Certificate's Ready condition: 1 on the series of its status, 0 on the others.");
     for (size_t i = first; i < end; i++) {
         enum aegis_condition_status st =
             v[i]->has_ready ? v[i]->ready : AEGIS_CONDITION_STATUS_UNKNOWN;
 
         for (int c = 0; c < AEGIS_CONDITION_STATUS_COUNT_; c++) {
             put_object(b, "aegis_certificate_ready_status", v[i]);
-            put(b, ",issuer_name=\"", 14);
-            put_label_value(b, v[i]->issuer_name);
-            putf(b, "\",condition=\"%s\"} %d\n", condition_names[c], (int)st == c);
+            aegis_textbuf_put(b, ",issuer_name=\"", 14);
+            aegis_prom_label_value(b, v[i]->issuer_name);
+            aegis_textbuf_printf(b, "\",condition=\"%s\"} %d\n", condition_names[c], (int)st == c);
         }
     }
-    family(b, "aegis_certificate_served_mismatch", "gauge",
-           "1 when a dataplane has served another certificate than the stored one for too long.");
+    aegis_prom_family(
+        b, "aegis_certificate_served_mismatch", "gauge",
+        "1 when a dataplane has served another certificate than the stored one for too long.");
     for (size_t i = first; i < end; i++) {
         put_object(b, "aegis_certificate_served_mismatch", v[i]);
-        putf(b, "} %d\n", v[i]->mismatch ? 1 : 0);
+        aegis_textbuf_printf(b, "} %d\n", v[i]->mismatch ? 1 : 0);
     }
 }
 
-static void render_issuers(struct buf *b, struct entry **v, size_t n)
+static void render_issuers(struct aegis_textbuf *b, struct entry **v, size_t n)
 {
     size_t first, end;
 
     kind_range(v, n, RECONCILE_KIND_ISSUER, &first, &end);
-    family(b, "aegis_issuer_ready_status", "gauge",
-           "The Issuer's Ready condition: 1 on the series of its status, 0 on the others.");
+    aegis_prom_family(
+        b, "aegis_issuer_ready_status", "gauge",
+        "The Issuer's Ready condition: 1 on the series of its status, 0 on the others.");
     for (size_t i = first; i < end; i++) {
         enum aegis_condition_status st =
             v[i]->has_ready ? v[i]->ready : AEGIS_CONDITION_STATUS_UNKNOWN;
 
         for (int c = 0; c < AEGIS_CONDITION_STATUS_COUNT_; c++) {
             put_object(b, "aegis_issuer_ready_status", v[i]);
-            putf(b, ",condition=\"%s\"} %d\n", condition_names[c], (int)st == c);
+            aegis_textbuf_printf(b, ",condition=\"%s\"} %d\n", condition_names[c], (int)st == c);
         }
     }
 }
 
-static void render_loop(struct buf *b)
+static void render_loop(struct aegis_textbuf *b)
 {
     char reason[RECONCILE_ISSUER_TYPE_NAME_MAX * 2];
 
-    family(b, "aegis_reconcile_total", "counter",
-           "Objects reconciled, by kind and result (error: the object reports a failure).");
+    aegis_prom_family(
+        b, "aegis_reconcile_total", "counter",
+        "Objects reconciled, by kind and result (error: the object reports a failure).");
     for (int k = 0; k < RECONCILE_KIND_COUNT; k++) {
         for (int r = 0; r < 2; r++)
-            putf(b, "aegis_reconcile_total{kind=\"%s\",result=\"%s\"} %" PRIu64 "\n",
-                 reconcile_kind_names[k], result_names[r], reg.reconciled[k][r]);
+            aegis_textbuf_printf(b,
+                                 "aegis_reconcile_total{kind=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+                                 reconcile_kind_names[k], result_names[r], reg.reconciled[k][r]);
     }
     render_histogram(b, "aegis_reconcile_duration_seconds",
                      "Time taken by one reconcile step (every object due at once).",
@@ -539,18 +491,20 @@ static void render_loop(struct buf *b)
      * see the first issuance as an increase from 0. */
     for (size_t i = 0; issuer_registry[i] != NULL; i++)
         (void)issuance_counts(issuer_registry[i]->name);
-    family(b, "aegis_issuance_total", "counter",
-           "Completed issuances and imports, by issuer type and result.");
+    aegis_prom_family(b, "aegis_issuance_total", "counter",
+                      "Completed issuances and imports, by issuer type and result.");
     for (size_t i = 0; i < reg.n_issuance_types; i++) {
         const struct issuance_counts *c = &reg.issuances[i];
 
-        putf(b, "aegis_issuance_total{issuer_type=\"%s\",result=\"success\"} %" PRIu64 "\n",
-             c->type, c->succeeded);
-        putf(b, "aegis_issuance_total{issuer_type=\"%s\",result=\"failure\"} %" PRIu64 "\n",
-             c->type, c->failed);
+        aegis_textbuf_printf(
+            b, "aegis_issuance_total{issuer_type=\"%s\",result=\"success\"} %" PRIu64 "\n", c->type,
+            c->succeeded);
+        aegis_textbuf_printf(
+            b, "aegis_issuance_total{issuer_type=\"%s\",result=\"failure\"} %" PRIu64 "\n", c->type,
+            c->failed);
     }
-    family(b, "aegis_issuance_failures_total", "counter",
-           "Failed issuances and imports, by issuer type and reason.");
+    aegis_prom_family(b, "aegis_issuance_failures_total", "counter",
+                      "Failed issuances and imports, by issuer type and reason.");
     for (size_t i = 0; i < reg.n_issuance_types; i++) {
         const struct issuance_counts *c = &reg.issuances[i];
 
@@ -558,21 +512,22 @@ static void render_loop(struct buf *b)
             if (c->reasons[r] == 0)
                 continue;
             cmetrics_snake_case(issuer_reason_names[r], reason, sizeof(reason));
-            putf(b, "aegis_issuance_failures_total{issuer_type=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
-                 c->type, reason, c->reasons[r]);
+            aegis_textbuf_printf(
+                b, "aegis_issuance_failures_total{issuer_type=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+                c->type, reason, c->reasons[r]);
         }
     }
-    family(b, "aegis_dataplane_push_total", "counter",
-           "Configurations pushed to the dataplane, by result.");
+    aegis_prom_family(b, "aegis_dataplane_push_total", "counter",
+                      "Configurations pushed to the dataplane, by result.");
     for (int r = 0; r < 2; r++)
-        putf(b, "aegis_dataplane_push_total{result=\"%s\"} %" PRIu64 "\n", push_result_names[r],
-             reg.pushes[r]);
+        aegis_textbuf_printf(b, "aegis_dataplane_push_total{result=\"%s\"} %" PRIu64 "\n",
+                             push_result_names[r], reg.pushes[r]);
     render_histogram(b, "aegis_dataplane_push_duration_seconds",
                      "Time taken by one push to the dataplane, until it answered.",
                      &reg.push_duration);
-    family(b, "aegis_dataplane_config_generation", "gauge",
-           "Generation of the configuration the dataplane accepted last (0: none yet).");
-    putf(b, "aegis_dataplane_config_generation %" PRId64 "\n", reg.generation);
+    aegis_prom_family(b, "aegis_dataplane_config_generation", "gauge",
+                      "Generation of the configuration the dataplane accepted last (0: none yet).");
+    aegis_textbuf_printf(b, "aegis_dataplane_config_generation %" PRId64 "\n", reg.generation);
 }
 
 /* Fields of /proc/self/stat after the command (which may hold spaces and parentheses). */
@@ -641,7 +596,7 @@ static long count_fds(void)
     return n - 1; /* the directory's own descriptor */
 }
 
-static void render_process(struct buf *b)
+static void render_process(struct aegis_textbuf *b)
 {
     struct proc_stat ps;
     char line[PROC_LINE_MAX];
@@ -651,34 +606,38 @@ static void render_process(struct buf *b)
     long page = sysconf(_SC_PAGESIZE);
 
     if (proc_stat(&ps) == 0) {
-        family(b, "process_cpu_seconds_total", "counter",
-               "Total user and system CPU time spent in seconds.");
-        putf(b, "process_cpu_seconds_total %.2f\n", ps.cpu_s);
-        family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-        putf(b, "process_resident_memory_bytes %" PRIu64 "\n",
-             ps.rss_pages * (uint64_t)(page > 0 ? page : 4096));
-        family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-        putf(b, "process_virtual_memory_bytes %" PRIu64 "\n", ps.vsize);
+        aegis_prom_family(b, "process_cpu_seconds_total", "counter",
+                          "Total user and system CPU time spent in seconds.");
+        aegis_textbuf_printf(b, "process_cpu_seconds_total %.2f\n", ps.cpu_s);
+        aegis_prom_family(b, "process_resident_memory_bytes", "gauge",
+                          "Resident memory size in bytes.");
+        aegis_textbuf_printf(b, "process_resident_memory_bytes %" PRIu64 "\n",
+                             ps.rss_pages * (uint64_t)(page > 0 ? page : 4096));
+        aegis_prom_family(b, "process_virtual_memory_bytes", "gauge",
+                          "Virtual memory size in bytes.");
+        aegis_textbuf_printf(b, "process_virtual_memory_bytes %" PRIu64 "\n", ps.vsize);
         if (read_line("/proc/stat", "btime ", line, sizeof(line)) == 0 &&
             sscanf(line + 6, "%llu", &btime) == 1) {
-            family(b, "process_start_time_seconds", "gauge",
-                   "Start time of the process since unix epoch in seconds.");
-            putf(b, "process_start_time_seconds %.2f\n", (double)btime + ps.start_ticks);
+            aegis_prom_family(b, "process_start_time_seconds", "gauge",
+                              "Start time of the process since unix epoch in seconds.");
+            aegis_textbuf_printf(b, "process_start_time_seconds %.2f\n",
+                                 (double)btime + ps.start_ticks);
         }
     }
     if (fds >= 0) {
-        family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
-        putf(b, "process_open_fds %ld\n", fds);
+        aegis_prom_family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+        aegis_textbuf_printf(b, "process_open_fds %ld\n", fds);
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-        putf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+        aegis_prom_family(b, "process_max_fds", "gauge",
+                          "Maximum number of open file descriptors.");
+        aegis_textbuf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
     }
 }
 
 char *cmetrics_render(int64_t now, size_t *len)
 {
-    struct buf b = {NULL, 0, 0};
+    struct aegis_textbuf b = {NULL, 0, 0};
     struct entry **v;
     size_t n = 0;
 
@@ -694,9 +653,9 @@ char *cmetrics_render(int64_t now, size_t *len)
     render_loop(&b);
     pthread_mutex_unlock(&reg.lock);
     free(v);
-    family(&b, "aegis_controller_healthy", "gauge",
-           "1 while the reconcile loop runs (it beat within the last 30 s).");
-    putf(&b, "aegis_controller_healthy %d\n", cmetrics_healthy(now) ? 1 : 0);
+    aegis_prom_family(&b, "aegis_controller_healthy", "gauge",
+                      "1 while the reconcile loop runs (it beat within the last 30 s).");
+    aegis_textbuf_printf(&b, "aegis_controller_healthy %d\n", cmetrics_healthy(now) ? 1 : 0);
     render_process(&b);
     *len = b.len;
     return b.p;

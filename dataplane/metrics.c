@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "aegis/alloc.h"
+#include "aegis/promtext.h"
 #include "aegis/rconf.h"
 
 /* The default buckets of the Prometheus client libraries, in microseconds (0.005 s .. 10 s). */
@@ -253,74 +254,6 @@ void dp_metrics_conn_closed(void)
 
 /* ---- rendering -------------------------------------------------------------------------------- */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void put(struct buf *b, const char *s, size_t n)
-{
-    aegis_grow((void **)&b->p, &b->cap, b->len + n + 1, 1);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void puts_(struct buf *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
-
-static void putf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    char small[128];
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof(small)) {
-        put(b, small, (size_t)n);
-        return;
-    }
-    aegis_grow((void **)&b->p, &b->cap, b->len + (size_t)n + 1, 1);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-/* A label value, escaped as the text format requires: \\, \" and \n. */
-static void put_label_value(struct buf *b, const char *s)
-{
-    for (const char *run = s;; s++) {
-        const char *esc = NULL;
-
-        if (*s == '\\')
-            esc = "\\\\";
-        else if (*s == '"')
-            esc = "\\\"";
-        else if (*s == '\n')
-            esc = "\\n";
-        else if (*s != '\0')
-            continue;
-        put(b, run, (size_t)(s - run));
-        if (esc == NULL)
-            return;
-        puts_(b, esc);
-        run = s + 1;
-    }
-}
-
-static void family(struct buf *b, const char *name, const char *type, const char *help)
-{
-    putf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 /* One host's view for rendering, copied under the lock. */
 struct host_view {
     const struct dp_host_metrics *h;
@@ -353,10 +286,10 @@ static struct host_view *current_hosts(size_t *n)
     return v;
 }
 
-static void render_requests(struct buf *b, const struct host_view *v, size_t n)
+static void render_requests(struct aegis_textbuf *b, const struct host_view *v, size_t n)
 {
-    family(b, "aegis_dataplane_requests_total", "counter",
-           "Requests answered, by Host resource (\"\": none matched) and status class.");
+    aegis_prom_family(b, "aegis_dataplane_requests_total", "counter",
+                      "Requests answered, by Host resource (\"\": none matched) and status class.");
     for (size_t i = 0; i <= n; i++) {
         const struct dp_host_metrics *h = i < n ? v[i].h : &no_host;
 
@@ -365,14 +298,14 @@ static void render_requests(struct buf *b, const struct host_view *v, size_t n)
 
             if (x == 0 && h != &no_host)
                 continue;
-            puts_(b, "aegis_dataplane_requests_total{host=\"");
-            put_label_value(b, h->name);
-            putf(b, "\",code=\"%dxx\"} %" PRIu64 "\n", c + 1, x);
+            aegis_textbuf_puts(b, "aegis_dataplane_requests_total{host=\"");
+            aegis_prom_label_value(b, h->name);
+            aegis_textbuf_printf(b, "\",code=\"%dxx\"} %" PRIu64 "\n", c + 1, x);
         }
     }
 }
 
-static void render_histogram(struct buf *b)
+static void render_histogram(struct aegis_textbuf *b)
 {
     static const char *const name = "aegis_dataplane_request_duration_seconds";
     uint64_t counts[N_BUCKETS + 1] = {0}, sum_us = 0, cum = 0;
@@ -382,24 +315,26 @@ static void render_histogram(struct buf *b)
             counts[i] += atomic_load_explicit(&shards[s].buckets[i], memory_order_relaxed);
         sum_us += atomic_load_explicit(&shards[s].sum_us, memory_order_relaxed);
     }
-    family(b, name, "histogram",
-           "Time from the first byte of a request to the last byte of its response.");
+    aegis_prom_family(b, name, "histogram",
+                      "Time from the first byte of a request to the last byte of its response.");
     for (size_t i = 0; i < N_BUCKETS; i++) {
         cum += counts[i];
         /* %g prints the bounds as Prometheus clients do: 0.005, 0.01, ... 1, 2.5, 10. */
-        putf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, (double)bucket_us[i] / 1e6, cum);
+        aegis_textbuf_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+                             (double)bucket_us[i] / 1e6, cum);
     }
     /* _count is the +Inf bucket itself, so the two never disagree within one scrape. */
     cum += counts[N_BUCKETS];
-    putf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
-    putf(b, "%s_sum %" PRIu64 ".%06" PRIu64 "\n", name, sum_us / 1000000, sum_us % 1000000);
-    putf(b, "%s_count %" PRIu64 "\n", name, cum);
+    aegis_textbuf_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+    aegis_textbuf_printf(b, "%s_sum %" PRIu64 ".%06" PRIu64 "\n", name, sum_us / 1000000,
+                         sum_us % 1000000);
+    aegis_textbuf_printf(b, "%s_count %" PRIu64 "\n", name, cum);
 }
 
-static void render_upstream_errors(struct buf *b, const struct host_view *v, size_t n)
+static void render_upstream_errors(struct aegis_textbuf *b, const struct host_view *v, size_t n)
 {
-    family(b, "aegis_dataplane_upstream_errors_total", "counter",
-           "Upstream failures by Host resource and kind.");
+    aegis_prom_family(b, "aegis_dataplane_upstream_errors_total", "counter",
+                      "Upstream failures by Host resource and kind.");
     for (size_t i = 0; i <= n; i++) {
         const struct dp_host_metrics *h = i < n ? v[i].h : &no_host;
 
@@ -408,57 +343,61 @@ static void render_upstream_errors(struct buf *b, const struct host_view *v, siz
 
             if (x == 0)
                 continue;
-            puts_(b, "aegis_dataplane_upstream_errors_total{host=\"");
-            put_label_value(b, h->name);
-            putf(b, "\",kind=\"%s\"} %" PRIu64 "\n", upstream_error_names[k], x);
+            aegis_textbuf_puts(b, "aegis_dataplane_upstream_errors_total{host=\"");
+            aegis_prom_label_value(b, h->name);
+            aegis_textbuf_printf(b, "\",kind=\"%s\"} %" PRIu64 "\n", upstream_error_names[k], x);
         }
     }
 }
 
-static void render_tls(struct buf *b)
+static void render_tls(struct aegis_textbuf *b)
 {
-    family(b, "aegis_dataplane_tls_handshakes_total", "counter",
-           "TLS handshakes completed (full and resumed).");
-    putf(b, "aegis_dataplane_tls_handshakes_total %" PRIu64 "\n",
-         (uint64_t)atomic_load_explicit(&tls_handshakes, memory_order_relaxed));
-    family(b, "aegis_dataplane_tls_handshake_failures_total", "counter",
-           "TLS handshakes that failed with a fatal alert, by reason.");
+    aegis_prom_family(b, "aegis_dataplane_tls_handshakes_total", "counter",
+                      "TLS handshakes completed (full and resumed).");
+    aegis_textbuf_printf(b, "aegis_dataplane_tls_handshakes_total %" PRIu64 "\n",
+                         (uint64_t)atomic_load_explicit(&tls_handshakes, memory_order_relaxed));
+    aegis_prom_family(b, "aegis_dataplane_tls_handshake_failures_total", "counter",
+                      "TLS handshakes that failed with a fatal alert, by reason.");
     for (int r = 0; r < DP_TLS_FAIL__COUNT; r++)
-        putf(b, "aegis_dataplane_tls_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n",
-             tls_failure_names[r],
-             (uint64_t)atomic_load_explicit(&tls_failures[r], memory_order_relaxed));
+        aegis_textbuf_printf(
+            b, "aegis_dataplane_tls_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+            tls_failure_names[r],
+            (uint64_t)atomic_load_explicit(&tls_failures[r], memory_order_relaxed));
 }
 
-static void render_config(struct buf *b, const struct host_view *v, size_t n)
+static void render_config(struct aegis_textbuf *b, const struct host_view *v, size_t n)
 {
     int64_t gen = atomic_load(&generation), swap_ms = atomic_load(&last_swap_ms);
 
-    family(b, "aegis_dataplane_connections_active", "gauge", "Client connections open.");
-    putf(b, "aegis_dataplane_connections_active %" PRId64 "\n",
-         (int64_t)atomic_load_explicit(&conns_active, memory_order_relaxed));
-    family(b, "aegis_dataplane_config_generation", "gauge",
-           "Generation of the configuration being served (-1: none yet).");
-    putf(b, "aegis_dataplane_config_generation %" PRId64 "\n", gen);
-    family(b, "aegis_dataplane_config_last_swap_timestamp_seconds", "gauge",
-           "When the configuration being served became current (Unix time; 0: never).");
-    putf(b, "aegis_dataplane_config_last_swap_timestamp_seconds %" PRId64 ".%03" PRId64 "\n",
-         swap_ms / 1000, swap_ms % 1000);
-    family(b, "aegis_dataplane_config_hosts", "gauge", "Hosts in the configuration being served.");
-    putf(b, "aegis_dataplane_config_hosts %zu\n", n);
-    family(b, "aegis_dataplane_certificate_not_after_timestamp_seconds", "gauge",
-           "Expiry (notAfter, Unix time) of the certificate each TLS host is served with.");
+    aegis_prom_family(b, "aegis_dataplane_connections_active", "gauge", "Client connections open.");
+    aegis_textbuf_printf(b, "aegis_dataplane_connections_active %" PRId64 "\n",
+                         (int64_t)atomic_load_explicit(&conns_active, memory_order_relaxed));
+    aegis_prom_family(b, "aegis_dataplane_config_generation", "gauge",
+                      "Generation of the configuration being served (-1: none yet).");
+    aegis_textbuf_printf(b, "aegis_dataplane_config_generation %" PRId64 "\n", gen);
+    aegis_prom_family(b, "aegis_dataplane_config_last_swap_timestamp_seconds", "gauge",
+                      "When the configuration being served became current (Unix time; 0: never).");
+    aegis_textbuf_printf(
+        b, "aegis_dataplane_config_last_swap_timestamp_seconds %" PRId64 ".%03" PRId64 "\n",
+        swap_ms / 1000, swap_ms % 1000);
+    aegis_prom_family(b, "aegis_dataplane_config_hosts", "gauge",
+                      "Hosts in the configuration being served.");
+    aegis_textbuf_printf(b, "aegis_dataplane_config_hosts %zu\n", n);
+    aegis_prom_family(
+        b, "aegis_dataplane_certificate_not_after_timestamp_seconds", "gauge",
+        "Expiry (notAfter, Unix time) of the certificate each TLS host is served with.");
     for (size_t i = 0; i < n; i++) {
         if (!v[i].has_cert)
             continue;
-        puts_(b, "aegis_dataplane_certificate_not_after_timestamp_seconds{host=\"");
-        put_label_value(b, v[i].h->name);
-        putf(b, "\"} %" PRId64 "\n", v[i].not_after);
+        aegis_textbuf_puts(b, "aegis_dataplane_certificate_not_after_timestamp_seconds{host=\"");
+        aegis_prom_label_value(b, v[i].h->name);
+        aegis_textbuf_printf(b, "\"} %" PRId64 "\n", v[i].not_after);
     }
 }
 
 char *dp_metrics_render(size_t *len)
 {
-    struct buf b = {NULL, 0, 0};
+    struct aegis_textbuf b = {NULL, 0, 0};
     size_t n = 0;
     struct host_view *v = current_hosts(&n);
 
