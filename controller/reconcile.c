@@ -35,6 +35,11 @@
 #define NOT_QUEUED ((size_t)-1)
 /* A refused or failed push is tried again this soon (with whatever changed meanwhile). */
 #define RECONCILE_PUSH_RETRY_S 2
+/* While a burst of issuances is left over for the next steps, the configuration is rendered and
+ * pushed at most this often: each render reads every stored certificate and each push makes the
+ * dataplane parse the whole document, so rendering after every step of 10,000 issuances would
+ * cost more than the issuances. */
+#define RECONCILE_BURST_RENDER_S 5
 
 enum obj_kind { OBJ_ISSUER, OBJ_CERTIFICATE, OBJ_HOST };
 static const char *const obj_kind_names[] = {"Issuer", "Certificate", "Host"};
@@ -50,7 +55,8 @@ struct obj {
     bool live; /* in the current snapshot */
     int64_t due;
     size_t heap_index;
-    const struct aegis_resource *res; /* in the current snapshot; NULL for an implicit one */
+    const struct aegis_resource *res;      /* in the current snapshot; NULL for an implicit one */
+    const struct aegis_resource *prev_res; /* res in the snapshot before (while adopting) */
     /* Certificate */
     bool implicit;
     struct aegis_certificate_spec implicit_spec; /* owned when implicit */
@@ -82,6 +88,8 @@ struct reconciler {
     int64_t generation;
     char push_error[AEGIS_ERR_MSG_MAX];
     int push_rc;            /* of the last push; -EIO: the dataplane was not reached */
+    int64_t last_render;    /* Unix seconds of the last render */
+    bool render_pending;    /* a render was put off during a burst */
     size_t served_mismatch; /* Hosts whose served certificate lastingly differs (served.h) */
 };
 
@@ -355,16 +363,25 @@ static void count_issuance(struct reconcile_report *rep, const struct certsync_r
         c->failed[res->failure_reason]++;
 }
 
+/*
+ * Only what changed is made due: the watcher shares the resources of files that did not change
+ * between snapshots, so a resource at the same address is the same resource (the previous
+ * snapshot is released only after the comparison, so no address is reused meanwhile). An Issuer
+ * that changed makes every Certificate due (its readiness may have changed). Editing one file of
+ * 10,000 Certificates then re-syncs that file's, not all of them.
+ */
 static void adopt_snapshot(struct reconciler *r, int64_t now)
 {
     const struct aegis_resource_set *set;
+    struct watch_snapshot *old = r->snap;
+    bool issuer_changed = false;
 
-    watch_snapshot_unref(r->snap);
     r->snap = r->pending;
     r->pending = NULL;
     for (size_t b = 0; b < r->n_buckets; b++) {
         for (struct obj *o = r->buckets[b]; o != NULL; o = o->next_in_bucket) {
             o->live = false;
+            o->prev_res = o->res;
             o->res = NULL;
         }
     }
@@ -384,7 +401,10 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
         }
         o->live = true;
         o->res = res;
-        schedule(r, o, now);
+        if (o->prev_res != res) {
+            schedule(r, o, now);
+            issuer_changed |= o->kind == OBJ_ISSUER;
+        }
         if (res->kind == AEGIS_KIND_HOST && res->spec.host.tls.mode == AEGIS_TLS_MODE_ACME &&
             decide_implicit_conflict(set, res) == NULL) {
             char name[STORE_NAME_MAX + 1];
@@ -398,10 +418,17 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
             if (c->implicit)
                 api_dispose(&api_t_certificate_spec, &c->implicit_spec);
             c->implicit_spec = spec;
+            if (!c->implicit || c->prev_res != res)
+                schedule(r, c, now);
             c->implicit = true;
             c->live = true;
             c->res = res;
-            schedule(r, c, now);
+        }
+    }
+    for (size_t b = 0; issuer_changed && b < r->n_buckets; b++) {
+        for (struct obj *o = r->buckets[b]; o != NULL; o = o->next_in_bucket) {
+            if (o->kind == OBJ_CERTIFICATE && o->live)
+                schedule(r, o, now);
         }
     }
     /* Objects that are gone: their status files go too. */
@@ -430,6 +457,7 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
             obj_free(o);
         }
     }
+    watch_snapshot_unref(old);
 }
 
 /* ---- per kind ----------------------------------------------------------------------------- */
@@ -778,8 +806,16 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
         }
     }
     free(due);
-    if (changed || stored || r->push_error[0] != '\0' || !r->pushed_once)
+    changed |= r->render_pending;
+    /* A burst left work due now: render only now and then until it is done. */
+    if ((changed || stored || r->push_error[0] != '\0' || !r->pushed_once) &&
+        (issued < r->opts.max_issuances || now - r->last_render >= RECONCILE_BURST_RENDER_S)) {
         render_and_push(r, now, rep);
+        r->last_render = now;
+        r->render_pending = false;
+    } else if (changed || stored) {
+        r->render_pending = true;
+    }
     if (r->opts.status_dir != NULL) {
         for (size_t b = 0; b < r->n_buckets; b++) {
             for (struct obj *o = r->buckets[b]; o != NULL; o = o->next_in_bucket) {
@@ -800,6 +836,8 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
     }
     if (r->push_error[0] != '\0')
         return now + RECONCILE_PUSH_RETRY_S;
+    if (r->render_pending && (r->heap_n == 0 || r->heap[0]->due > now + 1))
+        return now + 1; /* the put-off render, once the burst is over */
     return r->heap_n > 0 ? r->heap[0]->due : now + r->opts.resync_s;
 }
 
