@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "aegis/alloc.h"
+#include "aegis/clock.h"
 #include "aegis/limits.h"
 #include "aegis/log.h"
 #include "aegis/masterkey.h"
@@ -53,14 +54,6 @@ struct daemon {
 
 /* The name status.served gives the dataplane this daemon pushes to. */
 #define DAEMON_DATAPLANE_NAME "local"
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Monotonic seconds with sub-millisecond precision, for the metrics' durations. */
 static double mono_s(void)
@@ -206,7 +199,7 @@ static int setup(struct daemon *d, struct aegis_err *err)
     if (rc < 0)
         return rc;
     /* The watcher first: libinotifytools needs its descriptor below 1024 (watch.h). */
-    rc = watch_new(o->watch, o->n_watch, NULL, mono_ms(), &d->watch, err);
+    rc = watch_new(o->watch, o->n_watch, NULL, aegis_monotonic_ms(), &d->watch, err);
     if (rc < 0)
         return rc;
     snap = watch_ref_snapshot(d->watch);
@@ -302,7 +295,8 @@ static int loop(struct daemon *d)
     int64_t due = 0; /* reconcile: Unix seconds */
 
     for (;;) {
-        int64_t now_ms = mono_ms(), watch_next = WATCH_NO_DEADLINE, sv_next = INT64_MAX, wait_ms;
+        int64_t now_ms = aegis_monotonic_ms(), watch_next = WATCH_NO_DEADLINE, sv_next = INT64_MAX,
+                wait_ms;
         int64_t now = (int64_t)time(NULL);
         struct pollfd pfd[2] = {{.fd = watch_fd(d->watch), .events = POLLIN},
                                 {.fd = d->sigfd, .events = POLLIN}};

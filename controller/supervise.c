@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "aegis/alloc.h"
+#include "aegis/clock.h"
 #include "aegis/log.h"
 
 extern char **environ;
@@ -26,14 +27,6 @@ struct supervisor {
     int64_t restart_at_ms; /* when to start the next child; 0: now */
     int64_t delay_ms;      /* the current restart delay */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int supervise_new(char *const *argv, struct supervisor **out, struct aegis_err *err)
 {
@@ -139,12 +132,12 @@ void supervise_free(struct supervisor *s)
     if (s == NULL)
         return;
     if (s->pid > 0) {
-        int64_t deadline = mono_ms() + SUPERVISE_STOP_MS;
+        int64_t deadline = aegis_monotonic_ms() + SUPERVISE_STOP_MS;
         int status;
 
         kill(s->pid, SIGTERM);
         while (waitpid(s->pid, &status, WNOHANG) == 0) {
-            if (mono_ms() >= deadline) {
+            if (aegis_monotonic_ms() >= deadline) {
                 aegis_log(AEGIS_LOG_ERROR, "dataplane", "pid %d did not stop: killed", (int)s->pid);
                 kill(s->pid, SIGKILL);
                 waitpid(s->pid, &status, 0);

@@ -13,12 +13,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <h2o.h>
 
 #include "aegis/alloc.h"
+#include "aegis/clock.h"
 #include "aegis/limits.h"
 #include "aegis/net.h"
 #include "log.h"
@@ -66,14 +66,6 @@ struct dp_admin {
     bool released;
     bool stopped; /* dp_admin_stop ran */
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- requests ---------------------------------------------------------------------------------- */
 
@@ -243,7 +235,7 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
 static void *run(void *arg)
 {
     struct dp_admin *a = arg;
-    uint64_t deadline;
+    int64_t deadline;
 
     dp_log_set_thread("admin");
     /* A pushed configuration's server (loops, queues, listeners) is made on this thread. */
@@ -253,8 +245,8 @@ static void *run(void *arg)
     close_listener(&a->unix_sock);
     close_listener(&a->tcp_sock);
     h2o_context_request_shutdown(&a->ctx);
-    deadline = now_ms() + ADMIN_DRAIN_MS;
-    while (a->nconns > 0 && now_ms() < deadline)
+    deadline = aegis_monotonic_ms() + ADMIN_DRAIN_MS;
+    while (a->nconns > 0 && aegis_monotonic_ms() < deadline)
         h2o_evloop_run(a->loop, ADMIN_POLL_MS);
     h2o_evloop_run(a->loop, 0);
     pthread_mutex_lock(&a->park_lock);

@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "admin_control.h"
+#include "aegis/clock.h"
 #include "aegis/pki.h"
 #include "gen.h"
 #include "handler/handler.h"
@@ -44,17 +45,9 @@ struct outcome {
     char detail[512];
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int remaining(int64_t deadline)
 {
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - aegis_monotonic_ms();
 
     return left > 0 ? (int)left : 0;
 }
@@ -213,7 +206,7 @@ static void handshake(SSL *ssl, int fd, int64_t deadline, struct outcome *o)
     if (SSL_version(ssl) < TLS1_3_VERSION)
         return;
     /* Waits briefly for a rejection of our certificate; tickets or silence mean acceptance. */
-    for (int64_t until = now_ms() + POST_HANDSHAKE_MS; now_ms() < until;) {
+    for (int64_t until = aegis_monotonic_ms() + POST_HANDSHAKE_MS; aegis_monotonic_ms() < until;) {
         ERR_clear_error();
         r = SSL_read(ssl, &byte, 1);
         if (r > 0)
@@ -260,7 +253,7 @@ char *dp_admin_test_upstream_tls(const struct dp_vhost *v)
     const struct rconf_host *h = v->host;
     const struct rconf_upstream *u = &h->upstreams[0];
     const char *name = dp_proxy_upstream_name(h, u);
-    int64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+    int64_t deadline = aegis_monotonic_ms() + TEST_TIMEOUT_MS;
     struct outcome o = {NULL, ""};
     unsigned char ip[16];
     json_t *doc, *chain = NULL;

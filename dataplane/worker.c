@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "aegis/alloc.h"
+#include "aegis/clock.h"
 #include "conn.h"
 #include "gen.h"
 #include "listener.h"
@@ -28,14 +29,6 @@
 /* How often a worker with retired contexts or generations to free looks at them: the loop is
  * otherwise woken only by its sockets and timers. */
 #define REAP_POLL_MS 50
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- contexts ---------------------------------------------------------------------------------- */
 
@@ -109,8 +102,8 @@ static bool reap(struct dp_worker *w)
         if (!c->shutdown && !timeout_empty(&c->ctx.handshake_timeout)) {
             c->quiet_ms = 0;
         } else if (!c->shutdown && c->quiet_ms == 0) {
-            c->quiet_ms = now_ms();
-        } else if (!c->shutdown && now_ms() - c->quiet_ms >= DP_SHUTDOWN_GRACE_MS) {
+            c->quiet_ms = aegis_monotonic_ms();
+        } else if (!c->shutdown && aegis_monotonic_ms() - c->quiet_ms >= DP_SHUTDOWN_GRACE_MS) {
             h2o_context_request_shutdown(&c->ctx);
             c->shutdown = true;
         }
@@ -155,7 +148,7 @@ static void begin_stop(struct dp_worker *w)
     if (w->stopping)
         return;
     w->stopping = true;
-    w->deadline_ms = now_ms() + DRAIN_TIMEOUT_MS;
+    w->deadline_ms = aegis_monotonic_ms() + DRAIN_TIMEOUT_MS;
     for (size_t i = 0; i < w->n_listeners; i++) {
         if (w->listeners[i].sock != NULL) {
             h2o_socket_read_stop(w->listeners[i].sock);
@@ -262,7 +255,7 @@ static void *run(void *arg)
     for (;;) {
         bool pending = reap(w);
 
-        if (w->stopping && (w->nconns == 0 || now_ms() >= w->deadline_ms))
+        if (w->stopping && (w->nconns == 0 || aegis_monotonic_ms() >= w->deadline_ms))
             break;
         h2o_evloop_run(w->loop, w->stopping ? DRAIN_POLL_MS : pending ? REAP_POLL_MS : INT32_MAX);
     }

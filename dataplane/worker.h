@@ -64,7 +64,7 @@ struct dp_ctx {
     h2o_accept_ctx_t *accept;
     size_t nconns;       /* connections accepted on it and still open */
     bool shutdown;       /* h2o_context_request_shutdown was called */
-    uint64_t quiet_ms;   /* retired: when it was first seen with no handshake in progress; 0: not
+    int64_t quiet_ms;    /* retired: when it was first seen with no handshake in progress; 0: not
                          * yet */
     struct dp_ctx *next; /* in the worker's list of retired contexts */
 };
@@ -113,7 +113,7 @@ struct dp_worker {
     struct dp_worker_msg stop_message;
     size_t nconns; /* open connections, touched only by the worker's thread */
     bool stopping;
-    uint64_t deadline_ms; /* when stopping gives up waiting for connections */
+    int64_t deadline_ms; /* when stopping gives up waiting for connections */
 };
 
 /*

@@ -14,12 +14,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <h2o.h>
 
 #include "aegis/alloc.h"
+#include "aegis/clock.h"
 #include "aegis/net.h"
 
 #define DRAIN_TIMEOUT_MS (AEGIS_HTTPD_IDLE_TIMEOUT_MS + 1000)
@@ -56,14 +56,6 @@ struct conn {
     void (*prev_cb)(void *data);
     void *prev_data;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -177,7 +169,7 @@ static void teardown(struct aegis_httpd *s)
 static void *run(void *arg)
 {
     struct aegis_httpd *s = arg;
-    uint64_t deadline;
+    int64_t deadline;
 
     if (s->opts.thread_init != NULL)
         s->opts.thread_init();
@@ -188,8 +180,8 @@ static void *run(void *arg)
     pthread_mutex_unlock(&s->lock);
     while (!s->stopping)
         h2o_evloop_run(s->loop, INT32_MAX);
-    deadline = now_ms() + DRAIN_TIMEOUT_MS;
-    while (s->nconns > 0 && now_ms() < deadline)
+    deadline = aegis_monotonic_ms() + DRAIN_TIMEOUT_MS;
+    while (s->nconns > 0 && aegis_monotonic_ms() < deadline)
         h2o_evloop_run(s->loop, DRAIN_POLL_MS);
     /* One more turn frees the sockets closed during the last one. */
     h2o_evloop_run(s->loop, 0);
