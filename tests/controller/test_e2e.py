@@ -15,17 +15,14 @@
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "dataplane"))
-from dptest import (DATAPLANE, SRC, free_port, no_sanitizer_report, path, result, run,  # noqa: E402
-                    sanitizer_env, start_upstream, summary, track)
+from dptest import (AEGISCTL, CONTROLLER, DATAPLANE, free_port, no_sanitizer_report,  # noqa: E402
+                    path, result, run, start_controller, start_upstream, stop, summary)
 
-CONTROLLER = os.environ.get("AEGIS_CONTROLLER", os.path.join(SRC, "build", "aegis-controller"))
-AEGISCTL = os.environ.get("AEGISCTL", os.path.join(SRC, "build", "aegisctl"))
 
 ISSUER = """apiVersion: aegis.dev/v1alpha1
 kind: Issuer
@@ -52,27 +49,6 @@ def write(rel, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.rename(tmp, p)
-
-
-def start_controller(hp, hs, name):
-    log = open(path(name + ".log"), "w+")
-    p = track(subprocess.Popen(
-        [CONTROLLER, "--watch", path("res"), "--state-dir", path("state"),
-         "--http", f"127.0.0.1:{hp}", "--https", f"127.0.0.1:{hs}", "--workers", "1",
-         "--dataplane-bin", DATAPLANE, "--log-level", "debug"],
-        stdout=subprocess.DEVNULL, stderr=log, env=sanitizer_env()))
-    return p, log
-
-
-def stop(p, log):
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = None
-    log.seek(0)
-    return rc, log.read()
 
 
 def fetch(hs, name, ca):
@@ -138,7 +114,7 @@ def main():
     write("res/issuer.yaml", ISSUER)
     write("res/app.yaml", host_yaml("app", ["app.test"], upstream))
     write("res/web.yaml", host_yaml("web", ["web.test"], upstream))
-    p, log = start_controller(hp, hs, "controller")
+    p, log = start_controller("controller", hp, hs, "--log-level", "debug")
 
     ca = path("ca.crt")
     deadline = time.time() + 20
@@ -184,14 +160,14 @@ def main():
     ok, detail = wait_served(hs, "app2.test", ca)
     result(bool(dp) and ok, "a killed dataplane is restarted and serves again", [detail])
 
-    rc, text = stop(p, log)
+    rc, text = stop(p, log, timeout=30)
     result(rc == 0, "the controller stops on SIGTERM with status 0", [rc, text[-2000:]])
-    p, log = start_controller(hp, hs, "controller2")
+    p, log = start_controller("controller2", hp, hs, "--log-level", "debug")
     ok, detail = wait_served(hs, "app2.test", ca)
     st = status("Certificate", "app-tls")
     result(ok and st is not None and st.get("revision") == 2,
            "a restarted controller serves again without issuing anything", [detail, st])
-    rc, text2 = stop(p, log)
+    rc, text2 = stop(p, log, timeout=30)
     result(rc == 0, "the second controller stops cleanly", [rc, text2[-2000:]])
 
     leaked = []

@@ -14,21 +14,17 @@
 import datetime
 import json
 import os
-import signal
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "dataplane"))
-from dptest import (DATAPLANE, SRC, free_port, no_sanitizer_report, path, result, run,  # noqa: E402
-                    sanitizer_env, start_upstream, summary, track)
+from dptest import (AEGISCTL, CONTROLLER, DATAPLANE, free_port, no_sanitizer_report,  # noqa: E402
+                    path, result, run, start_controller, start_upstream, stop, summary)
 
-CONTROLLER = os.environ.get("AEGIS_CONTROLLER", os.path.join(SRC, "build", "aegis-controller"))
-AEGISCTL = os.environ.get("AEGISCTL", os.path.join(SRC, "build", "aegisctl"))
 # Two renewals about a minute apart, plus start-up: the test gives up after this long.
 DEADLINE_S = 200
 # How late a renewal may come after its announced renewalTime (the loop's timer, a second of
@@ -113,12 +109,7 @@ def main():
     os.makedirs(path("res"))
     with open(path("res/short.yaml"), "w") as f:
         f.write(RESOURCES % upstream)
-    log = open(path("controller.log"), "w+")
-    p = track(subprocess.Popen(
-        [CONTROLLER, "--watch", path("res"), "--state-dir", path("state"),
-         "--http", f"127.0.0.1:{hp}", "--https", f"127.0.0.1:{hs}", "--workers", "1",
-         "--dataplane-bin", DATAPLANE], stdout=subprocess.DEVNULL, stderr=log,
-        env=sanitizer_env()))
+    p, log = start_controller("controller", hp, hs)
     ca = path("ca.crt")
     client = None
     deadline = time.time() + 30
@@ -137,8 +128,7 @@ def main():
         time.sleep(0.2)
     result(client is not None, "the short-lived certificate is issued and served")
     if client is None:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=30)
+        stop(p, log, timeout=30)
         return summary(started)
 
     client.start()
@@ -178,14 +168,7 @@ def main():
             if order[i] != order[i - 1] and order[i] in order[:i - 1]]
     result(not back, "a replaced certificate is never served again", [back[:3]])
 
-    p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = None
-    log.seek(0)
-    text = log.read()
+    rc, text = stop(p, log, timeout=30)
     result(rc == 0 and no_sanitizer_report(text), "the controller stops cleanly",
            [rc, text[-3000:]])
     return summary(started)

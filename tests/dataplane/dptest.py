@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 #
-# Shared helpers of the dataplane tests (imported by tests/dataplane/test_*.py; not a test
+# Shared helpers of the dataplane and controller tests (imported by tests/*/test_*.py; not a test
 # itself): TAP-like results, a work directory removed at exit, certificates made with the openssl
 # CLI, free ports, an echoing upstream, starting and stopping aegis-dataplane, and curl and
 # openssl s_client wrappers. Every process started through start_dataplane or track() is killed
 # on the way out, whatever happens.
 #
-# Environment: AEGIS_DATAPLANE (default: build/aegis-dataplane); AEGIS_KEEP_TEST_DIR=1 keeps the
-# work directory (configurations, logs) for a look after a failure.
+# Environment: AEGIS_DATAPLANE, AEGIS_CONTROLLER, AEGISCTL (default: build/...);
+# AEGIS_KEEP_TEST_DIR=1 keeps the work directory (configurations, logs) for a look after a failure.
 
 import atexit
 import http.server
@@ -27,6 +27,8 @@ import time
 SRC = os.environ.get("AEGIS_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 DATAPLANE = os.environ.get("AEGIS_DATAPLANE", os.path.join(SRC, "build", "aegis-dataplane"))
+CONTROLLER = os.environ.get("AEGIS_CONTROLLER", os.path.join(SRC, "build", "aegis-controller"))
+AEGISCTL = os.environ.get("AEGISCTL", os.path.join(SRC, "build", "aegisctl"))
 
 procs = []
 workdir = tempfile.mkdtemp(prefix="aegis-dp-test.")
@@ -369,15 +371,28 @@ def start_dataplane(cfg, name, ports, args=(), workers=2):
     sys.exit(f"{name}: the dataplane did not start:\n{err.read()}")
 
 
-def stop(p, err):
+def stop(p, err, timeout=20):
+    """SIGTERM, then the exit status (None when it had to be killed) and the log's text."""
     p.send_signal(signal.SIGTERM)
     try:
-        rc = p.wait(timeout=20)
+        rc = p.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
         rc = None
     err.seek(0)
     return rc, err.read()
+
+
+def start_controller(name, hp, hs, *args):
+    """aegis-controller watching <work>/res with its state in <work>/state, its supervised
+    dataplane on 127.0.0.1:hp (HTTP) and :hs (HTTPS). Returns (process, log file)."""
+    log = open(path(name + ".log"), "w+")
+    p = track(subprocess.Popen(
+        [CONTROLLER, "--watch", path("res"), "--state-dir", path("state"),
+         "--http", f"127.0.0.1:{hp}", "--https", f"127.0.0.1:{hs}", "--workers", "1",
+         "--dataplane-bin", DATAPLANE, *args],
+        stdout=subprocess.DEVNULL, stderr=log, env=sanitizer_env()))
+    return p, log
 
 
 # ---- clients -------------------------------------------------------------------------------------
