@@ -138,6 +138,7 @@ static void issue(const struct certsync_env *env, const struct certsync_request 
         .now = now,
         .store = env->store,
         .secrets_dir = env->secrets_dir,
+        .http01 = env->http01,
     };
     const struct issuer_ops *ops = NULL;
     struct issuer_result res;

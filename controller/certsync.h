@@ -24,8 +24,9 @@
 struct store;
 
 struct certsync_env {
-    struct store *store;     /* opened with the master key */
-    const char *secrets_dir; /* where secretRefs resolve (secret.h) */
+    struct store *store;                /* opened with the master key */
+    const char *secrets_dir;            /* where secretRefs resolve (secret.h) */
+    const struct issuer_http01 *http01; /* NULL: no dataplane answers HTTP-01 challenges */
 };
 
 /* One Certificate. Every pointer is borrowed for the call. */

@@ -499,7 +499,7 @@ static bool sync_certificate(struct reconciler *r, struct obj *o, int64_t now,
 {
     const struct aegis_certificate_spec *spec = spec_of(o);
     const struct obj *issuer = NULL;
-    struct certsync_env env = {r->opts.store, r->opts.secrets_dir};
+    struct certsync_env env = {.store = r->opts.store, .secrets_dir = r->opts.secrets_dir};
     struct certsync_request req = {
         .ns = o->ns, .name = o->name, .spec = spec, .generation = generation_of(o)};
     struct certsync_result res;

@@ -19,6 +19,7 @@
 #ifndef AEGIS_ISSUER_H
 #define AEGIS_ISSUER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <openssl/evp.h>
@@ -28,6 +29,21 @@
 #include "aegis/err.h"
 
 struct store;
+
+/*
+ * How an issuer has the dataplanes answer ACME HTTP-01 challenges (RFC 8555 section 8.3). The
+ * reconciler implements it: present() adds the token to the rendered configuration's
+ * acmeChallenges and pushes it; published() is true once the dataplanes have acknowledged a
+ * generation holding it (only then may the CA be told to validate); cleanup() takes it out
+ * again. Every function is safe to call from any thread (issue() runs on the issuance workers).
+ */
+struct issuer_http01 {
+    void *ctx;
+    int (*present)(void *ctx, const char *token, const char *key_authorization,
+                   struct aegis_err *err);
+    bool (*published)(void *ctx, const char *token);
+    void (*cleanup)(void *ctx, const char *token);
+};
 
 /* Kubernetes-style condition reasons an issuer reports (CamelCase, for status conditions). */
 #define ISSUER_REASONS(X)                                                                          \
@@ -65,6 +81,9 @@ struct issuer_request {
      * reference (EVP_PKEY_up_ref) to it.
      */
     EVP_PKEY *key;
+    /* The HTTP-01 publisher, or NULL where no dataplane answers challenges (then http01 solvers
+     * cannot be used and say so). */
+    const struct issuer_http01 *http01;
 };
 
 enum issuer_status {

@@ -77,7 +77,7 @@ static void res_load(struct res *r, const char *yaml)
 static int run(struct res *r, struct certsync_state *state, int64_t now,
                struct certsync_result *out)
 {
-    struct certsync_env env = {st, tmpdir};
+    struct certsync_env env = {.store = st, .secrets_dir = tmpdir};
     struct certsync_request req = {
         .ns = "default",
         .name = "app",
