@@ -206,6 +206,7 @@ static int setup(struct daemon *d, struct aegis_err *err)
     rc = make_fallback(d, snap, err);
     if (rc == 0) {
         ro.store = d->store;
+        ro.workers = o->issue_workers > 0 ? o->issue_workers : RECONCILE_WORKERS_DEFAULT;
         ro.secrets_dir = d->secrets_dir;
         ro.status_dir = d->status_dir;
         ro.render.http = o->http;
@@ -298,8 +299,9 @@ static int loop(struct daemon *d)
         int64_t now_ms = aegis_monotonic_ms(), watch_next = WATCH_NO_DEADLINE, sv_next = INT64_MAX,
                 wait_ms;
         int64_t now = (int64_t)time(NULL);
-        struct pollfd pfd[2] = {{.fd = watch_fd(d->watch), .events = POLLIN},
-                                {.fd = d->sigfd, .events = POLLIN}};
+        struct pollfd pfd[3] = {{.fd = watch_fd(d->watch), .events = POLLIN},
+                                {.fd = d->sigfd, .events = POLLIN},
+                                {.fd = reconcile_fd(d->rec), .events = POLLIN}};
         struct reconcile_report rep;
         int rc = watch_process(d->watch, now_ms, &watch_next);
 
@@ -327,7 +329,8 @@ static int loop(struct daemon *d)
                 due = now; /* the next step writes the statuses that changed */
                 continue;
             }
-            if (d->o->once && rep.push_error[0] == '\0' && due > now)
+            if (d->o->once && rep.push_error[0] == '\0' && due > now &&
+                reconcile_in_flight(d->rec) == 0)
                 return 0;
         }
         if (d->served_next_ms != 0 && d->served_next_ms <= now_ms) {
@@ -346,7 +349,9 @@ static int loop(struct daemon *d)
             wait_ms = 0;
         if (wait_ms > DAEMON_HEARTBEAT_MS)
             wait_ms = DAEMON_HEARTBEAT_MS;
-        if (poll(pfd, 2, (int)wait_ms) > 0 && (pfd[1].revents & POLLIN)) {
+        if (poll(pfd, 3, (int)wait_ms) > 0 && (pfd[2].revents & POLLIN))
+            due = 0; /* issuances came back */
+        if (pfd[1].revents & POLLIN) {
             struct signalfd_siginfo si;
 
             if (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {

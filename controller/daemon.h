@@ -27,6 +27,7 @@ struct daemon_opts {
     const char *const *https;
     size_t n_https;
     unsigned workers;       /* dataplane workers; 0: its default */
+    unsigned issue_workers; /* the reconciler's worker threads; 0: RECONCILE_WORKERS_DEFAULT */
     unsigned redirect_port; /* 0: the dataplane's default */
     /* The HTTP port (status API, /healthz, /readyz, /metrics: httpapi.h); NULL: off. */
     const char *http_listen;

@@ -13,6 +13,12 @@
 #include "aegis/log.h"
 #include "aegis/store.h"
 #include "daemon.h"
+#include "reconcile.h"
+#include "workpool.h"
+
+/* A number macro as a string literal, for the usage text. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 #define PROG "aegis-controller"
 /* Listener addresses per kind on the command line. */
@@ -20,37 +26,48 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: " PROG " --watch DIR [--watch DIR ...] [options]\n"
-            "\n"
-            "The Aegis controller: reconciles Issuer, Certificate and Host resources read from\n"
-            "YAML directories into certificates (kept encrypted in the state directory) and a\n"
-            "configuration pushed to aegis-dataplane. SIGTERM or SIGINT stop it.\n"
-            "\n"
-            "Options:\n"
-            "  -w, --watch PATH           a directory (or file) of resources; repeatable\n"
-            "  -d, --state-dir DIR        store, status files, local dataplane state\n"
-            "                             (default $" STORE_STATE_DIR_ENV
-            ", else " STORE_STATE_DIR_DEFAULT ")\n"
-            "  -k, --master-key-file F    the master key (default $AEGIS_MASTER_KEY, else\n"
-            "                             <state>/master.key, made on first run)\n"
-            "      --secrets-dir DIR      where secretRefs resolve (default <state>/secrets)\n"
-            "      --http ADDR:PORT       a plain HTTP listener of the dataplane; repeatable\n"
-            "                             (default 127.0.0.1:8080)\n"
-            "      --https ADDR:PORT      an HTTPS listener of the dataplane; repeatable\n"
-            "                             (default 127.0.0.1:8443)\n"
-            "      --redirect-port N      port written in https:// redirects\n"
-            "      --workers N            dataplane worker threads (default: its own)\n"
-            "      --dataplane-socket P   the dataplane's admin socket\n"
-            "                             (default <state>/dataplane/admin.sock)\n"
-            "      --no-dataplane         do not start a local dataplane; push to the socket\n"
-            "      --dataplane-bin PATH   the dataplane program (default: next to this one)\n"
-            "      --http-listen ADDR:PORT  serve the read-only status API, /healthz, /readyz\n"
-            "                             and /metrics there (plain HTTP; default: off)\n"
-            "      --once                 exit once everything due is done and pushed\n"
-            "  -l, --log-level LEVEL      error, warn, info (default) or debug\n"
-            "  -h, --help                 show this help and exit\n"
-            "  -V, --version              show the version and exit\n");
+    fprintf(
+        out,
+        "Usage: " PROG " --watch DIR [--watch DIR ...] [options]\n"
+        "\n"
+        "The Aegis controller: reconciles Issuer, Certificate and Host resources read from\n"
+        "YAML directories into certificates (kept encrypted in the state directory) and a\n"
+        "configuration pushed to aegis-dataplane. SIGTERM or SIGINT stop it.\n"
+        "\n"
+        "Options:\n"
+        "  -w, --watch PATH           a directory (or file) of resources; repeatable\n"
+        "  -d, --state-dir DIR        store, status files, local dataplane state\n"
+        "                             (default $" STORE_STATE_DIR_ENV
+        ", else " STORE_STATE_DIR_DEFAULT ")\n"
+        "  -k, --master-key-file F    the master key (default $AEGIS_MASTER_KEY, else\n"
+        "                             <state>/master.key, made on first run)\n"
+        "      --secrets-dir DIR      where secretRefs resolve (default <state>/secrets)\n"
+        "      --http ADDR:PORT       a plain HTTP listener of the dataplane; repeatable\n"
+        "                             (default 127.0.0.1:8080)\n"
+        "      --https ADDR:PORT      an HTTPS listener of the dataplane; repeatable\n"
+        "                             (default 127.0.0.1:8443)\n"
+        "      --redirect-port N      port written in https:// redirects\n"
+        "      --workers N            dataplane worker threads (default: its own)\n"
+        "      --issue-workers N      Certificates issued at once, each on its own thread\n"
+        "                             (default " STR(
+            RECONCILE_WORKERS_DEFAULT) ")\n"
+                                       "      --dataplane-socket P   the dataplane's admin socket\n"
+                                       "                             (default "
+                                       "<state>/dataplane/admin.sock)\n"
+                                       "      --no-dataplane         do not start a local "
+                                       "dataplane; push to the socket\n"
+                                       "      --dataplane-bin PATH   the dataplane program "
+                                       "(default: next to this one)\n"
+                                       "      --http-listen ADDR:PORT  serve the read-only status "
+                                       "API, /healthz, /readyz\n"
+                                       "                             and /metrics there (plain "
+                                       "HTTP; default: off)\n"
+                                       "      --once                 exit once everything due is "
+                                       "done and pushed\n"
+                                       "  -l, --log-level LEVEL      error, warn, info (default) "
+                                       "or debug\n"
+                                       "  -h, --help                 show this help and exit\n"
+                                       "  -V, --version              show the version and exit\n");
 }
 
 static void log_to_stderr(enum aegis_log_level level, const char *line, void *arg)
@@ -66,6 +83,7 @@ enum {
     OPT_HTTPS,
     OPT_REDIRECT,
     OPT_WORKERS,
+    OPT_ISSUE_WORKERS,
     OPT_SOCKET,
     OPT_NO_DP,
     OPT_DP_BIN,
@@ -95,6 +113,7 @@ int main(int argc, char **argv)
         {"https", required_argument, NULL, OPT_HTTPS},
         {"redirect-port", required_argument, NULL, OPT_REDIRECT},
         {"workers", required_argument, NULL, OPT_WORKERS},
+        {"issue-workers", required_argument, NULL, OPT_ISSUE_WORKERS},
         {"dataplane-socket", required_argument, NULL, OPT_SOCKET},
         {"no-dataplane", no_argument, NULL, OPT_NO_DP},
         {"dataplane-bin", required_argument, NULL, OPT_DP_BIN},
@@ -152,6 +171,14 @@ int main(int argc, char **argv)
             if (number(optarg, AEGIS_LIMIT_RCONF_WORKERS, &o.workers) < 0) {
                 fprintf(stderr, PROG ": --workers: \"%s\" is not a number from 1 to %d\n", optarg,
                         AEGIS_LIMIT_RCONF_WORKERS);
+                return 2;
+            }
+            break;
+        case OPT_ISSUE_WORKERS:
+            if (number(optarg, WORKPOOL_THREADS_MAX, &o.issue_workers) < 0 ||
+                o.issue_workers == 0) {
+                fprintf(stderr, PROG ": --issue-workers: \"%s\" is not a number from 1 to %d\n",
+                        optarg, WORKPOOL_THREADS_MAX);
                 return 2;
             }
             break;

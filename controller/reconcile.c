@@ -8,6 +8,7 @@
 #include "reconcile.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "served.h"
 #include "status.h"
 #include "watch.h"
+#include "workpool.h"
 
 #define HAS(obj, field) (((obj)->present >> (field)) & 1u)
 /* "Certificate/" + namespace + "/" + name + NUL */
@@ -74,6 +76,16 @@ struct obj {
     char served_issued[PKI_SERIAL_HEX_SIZE]; /* the serial rendered for the Host; "": none */
     char served_cert[256];                   /* the Certificate rendered for the Host; "": none */
     bool served_mismatch;                    /* the last comparison said MISMATCH */
+    /* Certificate: its step in flight on the pool (the object outlives it), made due again
+     * meanwhile, or removed from the table meanwhile (freed when the job comes back). */
+    struct cert_job *job;
+    bool resync;
+    bool gone;
+    /* Certificate: what the renderer read from the store last (render_cache_*): plain PEM in
+     * memory only, wiped when dropped. */
+    char *cache_chain, *cache_key;
+    char cache_serial[PKI_SERIAL_HEX_SIZE];
+    int64_t cache_not_after;
 };
 
 struct reconciler {
@@ -91,6 +103,8 @@ struct reconciler {
     int64_t last_render;    /* Unix seconds of the last render */
     bool render_pending;    /* a render was put off during a burst */
     size_t served_mismatch; /* Hosts whose served certificate lastingly differs (served.h) */
+    struct workpool *pool;  /* NULL: Certificates are synced on the step's thread */
+    bool stored;            /* a job stored a certificate since the last render */
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -160,6 +174,12 @@ static struct obj *add(struct reconciler *r, enum obj_kind kind, const char *ns,
 
 /* ---- the heap ----------------------------------------------------------------------------- */
 
+/* Earlier first; among equal due times Issuers, then Certificates, then Hosts. */
+static bool before(const struct obj *a, const struct obj *b)
+{
+    return a->due < b->due || (a->due == b->due && a->kind < b->kind);
+}
+
 static void heap_swap(struct reconciler *r, size_t a, size_t b)
 {
     struct obj *t = r->heap[a];
@@ -172,7 +192,7 @@ static void heap_swap(struct reconciler *r, size_t a, size_t b)
 
 static void heap_up(struct reconciler *r, size_t i)
 {
-    while (i > 0 && r->heap[(i - 1) / 2]->due > r->heap[i]->due) {
+    while (i > 0 && before(r->heap[i], r->heap[(i - 1) / 2])) {
         heap_swap(r, i, (i - 1) / 2);
         i = (i - 1) / 2;
     }
@@ -183,9 +203,9 @@ static void heap_down(struct reconciler *r, size_t i)
     for (;;) {
         size_t l = 2 * i + 1, m = i;
 
-        if (l < r->heap_n && r->heap[l]->due < r->heap[m]->due)
+        if (l < r->heap_n && before(r->heap[l], r->heap[m]))
             m = l;
-        if (l + 1 < r->heap_n && r->heap[l + 1]->due < r->heap[m]->due)
+        if (l + 1 < r->heap_n && before(r->heap[l + 1], r->heap[m]))
             m = l + 1;
         if (m == i)
             return;
@@ -272,8 +292,18 @@ static int write_status(const struct reconciler *r, const struct obj *o, struct 
 
 /* ---- objects from the snapshot ------------------------------------------------------------ */
 
+static void render_cache_drop(struct obj *o)
+{
+    pki_secret_free_str(o->cache_key);
+    free(o->cache_chain);
+    o->cache_key = NULL;
+    o->cache_chain = NULL;
+    o->cache_serial[0] = '\0';
+}
+
 static void obj_free(struct obj *o)
 {
+    render_cache_drop(o);
     if (o->implicit)
         api_dispose(&api_t_certificate_spec, &o->implicit_spec);
     certsync_state_dispose(&o->cs);
@@ -454,7 +484,10 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
                 free(path);
             }
             r->n_objs--;
-            obj_free(o);
+            if (o->job != NULL)
+                o->gone = true; /* freed when its job comes back */
+            else
+                obj_free(o);
         }
     }
     watch_snapshot_unref(old);
@@ -493,49 +526,186 @@ static const struct aegis_certificate_spec *spec_of(const struct obj *o)
     return o->implicit ? &o->implicit_spec : &o->res->spec.certificate;
 }
 
-/* Returns true when a new certificate was stored. */
-static bool sync_certificate(struct reconciler *r, struct obj *o, int64_t now,
-                             struct reconcile_report *rep)
-{
-    const struct aegis_certificate_spec *spec = spec_of(o);
-    const struct obj *issuer = NULL;
-    struct certsync_env env = {.store = r->opts.store, .secrets_dir = r->opts.secrets_dir};
-    struct certsync_request req = {
-        .ns = o->ns, .name = o->name, .spec = spec, .generation = generation_of(o)};
+/*
+ * A Certificate's step runs as a job, on the pool's workers when there is a pool (certsync is
+ * safe for different Certificates at once) and inline otherwise. The job holds everything it
+ * reads: a reference to the snapshot the spec and the Issuer's spec live in, its own copies of
+ * the implicit spec and the certsync state (the object's copy keeps answering the status API and
+ * the renderer meanwhile, and is replaced when the job comes back).
+ */
+struct cert_job {
+    struct workpool_job base;
+    struct obj *o; /* not touched by the worker */
+    struct watch_snapshot *snap;
+    struct certsync_env env;
+    struct certsync_request req;
+    struct aegis_certificate_spec implicit_spec; /* when implicit */
+    bool implicit;
+    char issuer_message[AEGIS_ERR_MSG_MAX];
+    struct certsync_state cs;
+    int64_t now;
+    /* the outcome */
+    int rc;
     struct certsync_result res;
-    char key[KEY_MAX], msg[AEGIS_ERR_MSG_MAX];
+    struct aegis_err err;
+};
+
+static void cert_job_run(struct workpool_job *base)
+{
+    struct cert_job *j = (struct cert_job *)base;
+
+    j->rc = certsync_run(&j->env, &j->req, &j->cs, j->now, &j->res, &j->err);
+}
+
+static void cert_job_free(struct cert_job *j)
+{
+    if (j->implicit)
+        api_dispose(&api_t_certificate_spec, &j->implicit_spec);
+    certsync_state_dispose(&j->cs);
+    watch_snapshot_unref(j->snap);
+    free(j);
+}
+
+/* The certsync state for a job: a deep copy through the status's JSON form. */
+static void copy_certsync_state(const struct certsync_state *from, struct certsync_state *to)
+{
+    json_t *j = status_to_json(&api_t_certificate_status, &from->status);
     struct aegis_err e = {0};
 
+    memset(to, 0, sizeof(*to));
+    to->failures = from->failures;
+    if (status_from_json(&api_t_certificate_status, j, &to->status, &e) < 0) {
+        /* Cannot happen for a status this code made; start from an empty one if it does. */
+        aegis_log(AEGIS_LOG_ERROR, "reconcile", "cannot copy a Certificate status: %s", e.msg);
+        api_dispose(&api_t_certificate_status, &to->status);
+        memset(&to->status, 0, sizeof(to->status));
+    }
+    json_decref(j);
+}
+
+static struct cert_job *cert_job_new(struct reconciler *r, struct obj *o, int64_t now)
+{
+    struct cert_job *j = aegis_calloc(1, sizeof(*j));
+    const struct aegis_certificate_spec *spec = spec_of(o);
+    const struct obj *issuer = NULL;
+    char key[KEY_MAX];
+
+    j->base.run = cert_job_run;
+    j->o = o;
+    j->snap = watch_snapshot_ref(r->snap);
+    j->now = now;
+    j->env = (struct certsync_env){
+        .store = r->opts.store, .secrets_dir = r->opts.secrets_dir, .http01 = r->opts.http01};
+    if (o->implicit) {
+        /* The object's implicit spec is replaced when its Host changes: the job has its own. */
+        if (decide_implicit_certificate(o->res, &j->implicit_spec, NULL) == 0) {
+            j->implicit = true;
+            spec = &j->implicit_spec;
+        }
+    }
+    j->req = (struct certsync_request){
+        .ns = o->ns, .name = o->name, .spec = spec, .generation = generation_of(o)};
     if (spec->issuer_ref.name != NULL) {
         snprintf(key, sizeof(key), "Issuer/%s/%s", o->ns, spec->issuer_ref.name);
         issuer = find(r, key);
     }
-    req.issuer = issuer != NULL ? &issuer->res->spec.issuer : NULL;
-    req.issuer_ready = issuer != NULL && issuer->issuer_ready;
+    j->req.issuer = issuer != NULL ? &issuer->res->spec.issuer : NULL;
+    j->req.issuer_ready = issuer != NULL && issuer->issuer_ready;
     if (issuer == NULL && spec->issuer_ref.name != NULL) {
-        snprintf(msg, sizeof(msg), "Issuer %s/%s does not exist", o->ns, spec->issuer_ref.name);
-        req.issuer_message = msg;
+        snprintf(j->issuer_message, sizeof(j->issuer_message), "Issuer %s/%s does not exist", o->ns,
+                 spec->issuer_ref.name);
+        j->req.issuer_message = j->issuer_message;
     } else if (issuer != NULL && !issuer->issuer_ready) {
-        req.issuer_message = issuer->issuer_message;
+        snprintf(j->issuer_message, sizeof(j->issuer_message), "%s", issuer->issuer_message);
+        j->req.issuer_message = j->issuer_message;
     }
-    if (certsync_run(&env, &req, &o->cs, now, &res, &e) < 0) {
+    copy_certsync_state(&o->cs, &j->cs);
+    return j;
+}
+
+/* A job came back (on the step's thread): its outcome becomes the object's. */
+static void cert_job_finish(struct reconciler *r, struct cert_job *j, int64_t now,
+                            struct reconcile_report *rep)
+{
+    struct obj *o = j->o;
+    const struct certsync_result *res = &j->res;
+
+    o->job = NULL;
+    if (o->gone) { /* removed from the table while the job ran */
+        obj_free(o);
+        cert_job_free(j);
+        return;
+    }
+    if (j->rc < 0) {
         /* The store cannot be read: try again after the first backoff step. */
-        aegis_log(AEGIS_LOG_ERROR, "reconcile", "Certificate %s/%s: %s", o->ns, o->name, e.msg);
+        aegis_log(AEGIS_LOG_ERROR, "reconcile", "Certificate %s/%s: %s", o->ns, o->name,
+                  j->err.msg);
         count(rep, RECONCILE_KIND_CERTIFICATE, true);
         schedule(r, o, now + DECIDE_BACKOFF_INITIAL_S);
-        return false;
+        cert_job_free(j);
+        return;
     }
+    certsync_state_dispose(&o->cs);
+    o->cs = j->cs;
+    memset(&j->cs, 0, sizeof(j->cs));
     rep->certificates_synced++;
-    count(rep, RECONCILE_KIND_CERTIFICATE, res.attempted && res.attempt_failed);
-    if (res.attempted)
-        count_issuance(rep, &res);
-    rep->issued += res.stored;
-    rep->failed += o->cs.failures.attempts > 0 && o->cs.failures.last_failure_time == now;
-    o->decision = res.decision;
+    count(rep, RECONCILE_KIND_CERTIFICATE, res->attempted && res->attempt_failed);
+    if (res->attempted)
+        count_issuance(rep, res);
+    rep->issued += res->stored;
+    rep->failed += o->cs.failures.attempts > 0 && o->cs.failures.last_failure_time == j->now;
+    o->decision = res->decision;
     o->synced = true;
-    o->status_dirty |= res.status_changed;
-    schedule(r, o, res.next_check > 0 ? res.next_check : now + r->opts.resync_s);
-    return res.stored;
+    o->status_dirty |= res->status_changed;
+    r->stored |= res->stored;
+    if (res->stored)
+        render_cache_drop(o);
+    schedule(r, o, res->next_check > 0 ? res->next_check : j->now + r->opts.resync_s);
+    if (o->resync) { /* its resources changed while the job ran */
+        o->resync = false;
+        schedule(r, o, now);
+    }
+    cert_job_free(j);
+}
+
+static unsigned in_flight(const struct reconciler *r)
+{
+    return r->pool != NULL ? workpool_pending(r->pool) : 0;
+}
+
+/* Starts o's step: on the pool, or here and now. */
+static void sync_certificate(struct reconciler *r, struct obj *o, int64_t now,
+                             struct reconcile_report *rep)
+{
+    struct cert_job *j = cert_job_new(r, o, now);
+
+    if (r->pool == NULL) {
+        cert_job_run(&j->base);
+        cert_job_finish(r, j, now, rep);
+        return;
+    }
+    o->job = j;
+    workpool_submit(r->pool, &j->base);
+}
+
+/* Takes back every finished job. */
+static void collect_jobs(struct reconciler *r, int64_t now, struct reconcile_report *rep)
+{
+    struct workpool_job *j;
+
+    while (r->pool != NULL && (j = workpool_take_done(r->pool)) != NULL)
+        cert_job_finish(r, (struct cert_job *)j, now, rep);
+}
+
+static void drop_job(struct workpool_job *base, void *ctx)
+{
+    struct cert_job *j = (struct cert_job *)base;
+
+    (void)ctx;
+    j->o->job = NULL;
+    if (j->o->gone)
+        obj_free(j->o);
+    cert_job_free(j);
 }
 
 /* ---- rendering ---------------------------------------------------------------------------- */
@@ -545,18 +715,46 @@ struct source_ctx {
     int64_t now;
 };
 
+/*
+ * The stored chain and key of a Certificate, for the renderer. Every render needs all of them and
+ * reading one means a file read, a JSON parse and an unseal, so the last read is kept on the
+ * object until a job stores a new one or the status names another serial (the store was changed
+ * from outside, e.g. by aegisctl).
+ */
 static int src_certificate(void *ctx, const char *ns, const char *name, char **chain, char **key,
                            struct aegis_err *err)
 {
     struct source_ctx *c = ctx;
     struct store_record rec;
     struct store_id id;
-    int rc = store_id_set(&id, STORE_KIND_CERTIFICATE, ns, name, err);
+    char okey[KEY_MAX];
+    struct obj *o;
+    int rc;
 
+    snprintf(okey, sizeof(okey), "Certificate/%s/%s", ns, name);
+    o = find(c->r, okey);
+    if (o != NULL && o->cache_chain != NULL && o->cs.status.serial_number != NULL &&
+        strcmp(o->cs.status.serial_number, o->cache_serial) == 0) {
+        if (c->now >= o->cache_not_after)
+            return -AEGIS_E_NOTFOUND;
+        *chain = aegis_strdup(o->cache_chain);
+        *key = aegis_strdup(o->cache_key);
+        return 0;
+    }
+    rc = store_id_set(&id, STORE_KIND_CERTIFICATE, ns, name, err);
     if (rc < 0)
         return rc;
     rc = store_get(c->r->opts.store, &id, &rec, err);
-    if (rc == 0 && (rec.chain_pem == NULL || rec.key_pem == NULL || c->now >= rec.meta.not_after))
+    if (rc == 0 && (rec.chain_pem == NULL || rec.key_pem == NULL))
+        rc = -AEGIS_E_NOTFOUND;
+    if (rc == 0 && o != NULL && rec.meta.serial != NULL) {
+        render_cache_drop(o);
+        o->cache_chain = aegis_strdup(rec.chain_pem);
+        o->cache_key = aegis_strdup(rec.key_pem);
+        o->cache_not_after = rec.meta.not_after;
+        snprintf(o->cache_serial, sizeof(o->cache_serial), "%s", rec.meta.serial);
+    }
+    if (rc == 0 && c->now >= rec.meta.not_after)
         rc = -AEGIS_E_NOTFOUND;
     if (rc == 0) {
         *chain = rec.chain_pem;
@@ -729,6 +927,10 @@ int reconcile_new(const struct reconcile_opts *opts, struct reconciler **out, st
         r->opts.max_issuances = RECONCILE_MAX_ISSUANCES_DEFAULT;
     if (r->opts.resync_s <= 0)
         r->opts.resync_s = RECONCILE_RESYNC_DEFAULT_S;
+    if (r->opts.workers > 0 && workpool_new(r->opts.workers, &r->pool, err) < 0) {
+        free(r);
+        return -AEGIS_E_INVALID;
+    }
     *out = r;
     return 0;
 }
@@ -737,6 +939,8 @@ void reconcile_free(struct reconciler *r)
 {
     if (r == NULL)
         return;
+    /* First the jobs: they point at objects, and objects removed meanwhile are theirs to free. */
+    workpool_free(r->pool, drop_job, NULL);
     for (size_t b = 0; b < r->n_buckets; b++) {
         struct obj *o = r->buckets[b], *next;
 
@@ -763,24 +967,49 @@ void reconcile_repush(struct reconciler *r)
     r->pushed_once = false;
 }
 
+unsigned reconcile_in_flight(const struct reconciler *r)
+{
+    return in_flight(r);
+}
+
+int reconcile_fd(const struct reconciler *r)
+{
+    return r->pool != NULL ? workpool_fd(r->pool) : -1;
+}
+
 int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_report *rep)
 {
-    bool changed = r->pending != NULL, stored = false;
-    unsigned issued = 0;
+    bool changed = r->pending != NULL, busy;
+    unsigned cap = UINT_MAX;
     struct obj **due;
     size_t n_due = 0;
 
     memset(rep, 0, sizeof(*rep));
     rep->served_mismatch = r->served_mismatch;
+    collect_jobs(r, now, rep);
     if (r->pending != NULL)
         adopt_snapshot(r, now);
     if (r->snap == NULL)
         return 0;
-    /* Take everything due off the heap first: Issuers before the Certificates that use them. */
+    /*
+     * Take what is due off the heap first: Issuers before the Certificates that use them (the
+     * heap puts Issuers first among equal due times). With a pool, only as many Certificates as
+     * it has room for: the rest stay queued for when jobs come back, so that a burst of 10,000
+     * is not taken off and put back at every step.
+     */
+    if (r->pool != NULL)
+        cap = in_flight(r) < r->opts.max_issuances ? r->opts.max_issuances - in_flight(r) : 0;
     due = aegis_calloc(r->heap_n + 1, sizeof(*due));
     while (r->heap_n > 0 && r->heap[0]->due <= now) {
-        due[n_due] = r->heap[0];
-        heap_remove(r, due[n_due++]);
+        struct obj *o = r->heap[0];
+
+        if (o->kind == OBJ_CERTIFICATE && o->job == NULL) {
+            if (cap == 0)
+                break;
+            cap--;
+        }
+        due[n_due++] = o;
+        heap_remove(r, o);
     }
     for (size_t i = 0; i < n_due; i++) {
         if (due[i]->kind == OBJ_ISSUER) {
@@ -795,25 +1024,27 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
             changed = true; /* Hosts are rendered, not synced */
             schedule(r, o, now + r->opts.resync_s);
         } else if (o->kind == OBJ_CERTIFICATE) {
-            if (issued >= r->opts.max_issuances) {
+            if (o->job != NULL) {
+                o->resync = true; /* again when the running step comes back */
+            } else if (r->pool == NULL && rep->issued >= r->opts.max_issuances) {
                 schedule(r, o, now); /* left for the next step */
-                continue;
-            }
-            if (sync_certificate(r, o, now, rep)) {
-                stored = true;
-                issued++;
+            } else {
+                sync_certificate(r, o, now, rep);
             }
         }
     }
     free(due);
-    changed |= r->render_pending;
-    /* A burst left work due now: render only now and then until it is done. */
-    if ((changed || stored || r->push_error[0] != '\0' || !r->pushed_once) &&
-        (issued < r->opts.max_issuances || now - r->last_render >= RECONCILE_BURST_RENDER_S)) {
+    changed |= r->render_pending || r->stored;
+    /* A burst (jobs out, or work left due now) is rendered only now and then until it is
+     * done; a single change is rendered at once. */
+    busy = in_flight(r) > 0 || (r->heap_n > 0 && r->heap[0]->due <= now);
+    if ((changed || r->push_error[0] != '\0' || !r->pushed_once) &&
+        (!busy || now - r->last_render >= RECONCILE_BURST_RENDER_S)) {
         render_and_push(r, now, rep);
         r->last_render = now;
         r->render_pending = false;
-    } else if (changed || stored) {
+        r->stored = false;
+    } else if (changed) {
         r->render_pending = true;
     }
     if (r->opts.status_dir != NULL) {
@@ -838,6 +1069,9 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
         return now + RECONCILE_PUSH_RETRY_S;
     if (r->render_pending && (r->heap_n == 0 || r->heap[0]->due > now + 1))
         return now + 1; /* the put-off render, once the burst is over */
+    if (r->pool != NULL && in_flight(r) >= r->opts.max_issuances && r->heap_n > 0 &&
+        r->heap[0]->due <= now)
+        return now + 1; /* the pool is full: its fd wakes the loop when a job comes back */
     return r->heap_n > 0 ? r->heap[0]->due : now + r->opts.resync_s;
 }
 

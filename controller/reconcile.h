@@ -36,8 +36,16 @@ struct reconcile_opts {
     const char *secrets_dir; /* where secretRefs resolve */
     const char *status_dir;  /* status files go to <status_dir>/<Kind>/<ns>/<name>.json; NULL:
                                 none */
-    unsigned max_issuances;  /* per step; 0: RECONCILE_MAX_ISSUANCES_DEFAULT */
-    int64_t resync_s;        /* 0: RECONCILE_RESYNC_DEFAULT_S */
+    /* Certificates synced at once (on the pool: jobs out; without: issuances per step);
+     * 0: RECONCILE_MAX_ISSUANCES_DEFAULT */
+    unsigned max_issuances;
+    /* Threads that sync Certificates (issue, import, store) off the step's thread; 0: on it,
+     * within reconcile_step (tests). With workers, a step only starts the work: reconcile_fd
+     * becomes readable when some comes back, and the next step takes it in. */
+    unsigned workers;
+    /* How issuers have the dataplanes answer HTTP-01 challenges; NULL: they cannot. */
+    const struct issuer_http01 *http01;
+    int64_t resync_s; /* 0: RECONCILE_RESYNC_DEFAULT_S */
     /* Dataplane settings the renderer needs (listeners, fallback, workers); generation and
      * challenges are filled in by the reconciler. Borrowed for the reconciler's life. */
     struct render_settings render;
@@ -60,6 +68,8 @@ struct reconcile_opts {
 };
 
 #define RECONCILE_MAX_ISSUANCES_DEFAULT 16
+/* The daemon's worker threads: issuances wait on fsync and (ACME) on the network. */
+#define RECONCILE_WORKERS_DEFAULT 4
 #define RECONCILE_RESYNC_DEFAULT_S 600
 
 /* The kinds of objects, for the per-kind counters of a report. */
@@ -113,6 +123,11 @@ void reconcile_set_snapshot(struct reconciler *r, struct watch_snapshot *snap);
 /* The dataplane lost its configuration (it was restarted): render and push at the next step
  * even if nothing changed. */
 void reconcile_repush(struct reconciler *r);
+
+/* Readable when work done on the workers waits for a step; -1 without workers. */
+int reconcile_fd(const struct reconciler *r);
+/* Certificates whose step is out on the workers. */
+unsigned reconcile_in_flight(const struct reconciler *r);
 
 /*
  * Runs what is due at now (Unix seconds). Returns when something is due next (Unix seconds;

@@ -6,8 +6,11 @@
  * Certificates, renders and pushes once, and writes Ready status files; a step with nothing due
  * does nothing; the next due time is the earliest renewal; renewal at that time re-issues and
  * pushes; a refused push is retried and reported on the Hosts; a removed resource loses its
- * status file and the configuration changes; max_issuances bounds a step.
+ * status file and the configuration changes; max_issuances bounds a step. With workers, a step
+ * only starts issuances, at most max_issuances out at once, and takes them back when the
+ * descriptor says so; a Certificate removed while its job runs is dropped when it returns.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +258,104 @@ static void test_bounded(void)
     watch_free(w);
 }
 
+/* Waits (up to 10 s) until the reconciler's workers have something back. */
+static bool wait_fd(struct reconciler *r)
+{
+    struct pollfd pfd = {.fd = reconcile_fd(r), .events = POLLIN};
+
+    return poll(&pfd, 1, 10000) == 1;
+}
+
+static void test_pool(void)
+{
+    const char *paths[1];
+    struct watch_source *w = NULL;
+    struct reconcile_opts o = {0};
+    struct reconciler *r = NULL;
+    struct reconcile_report rep;
+    struct aegis_err err = {0};
+    unsigned issued = 0, most = 0, steps = 0;
+    int64_t t = T0 + 600 * DAY;
+    int pushed_before;
+
+    mkdir(P("pool"), 0700);
+    write_file("pool/issuer.yaml", RES("Issuer", "local", "{ca: {}}"));
+    write_file("pool/a.yaml", RES("Certificate", "p1",
+                                  "{issuerRef: {name: local}, dnsNames: "
+                                  "[p1.test]}") RES("Certificate", "p2",
+                                                    "{issuerRef: {name: local}, "
+                                                    "dnsNames: [p2.test]}"));
+    write_file("pool/b.yaml",
+               RES("Certificate", "p3",
+                   "{issuerRef: {name: local}, dnsNames: "
+                   "[p3.test]}") RES("Certificate", "p4",
+                                     "{issuerRef: {name: local}, "
+                                     "dnsNames: [p4.test]}") RES("Certificate", "p5",
+                                                                 "{issuerRef: {name: local}, "
+                                                                 "dnsNames: [p5.test]}"));
+    paths[0] = P("pool");
+    if (watch_new(paths, 1, NULL, clk_ms, &w, &err) < 0) {
+        CHECK(0, "watching the pool directory");
+        return;
+    }
+    o.store = st;
+    o.secrets_dir = secrets;
+    o.status_dir = status;
+    o.workers = 2;
+    o.max_issuances = 2;
+    o.render.http = HTTP;
+    o.render.n_http = 1;
+    o.push = push;
+    CHECK_INT(reconcile_new(&o, &r, &err), 0, "a reconciler with 2 workers");
+    CHECK(reconcile_fd(r) >= 0, "... has a descriptor to poll");
+    pushed_before = pushes.calls;
+    hand_snapshot(r, w);
+    reconcile_step(r, t, &rep);
+    CHECK(rep.issued == 0 && reconcile_in_flight(r) == 2,
+          "a step only starts the work: two Certificates out, none issued yet");
+    while (issued < 5 && steps++ < 50 && wait_fd(r)) {
+        reconcile_step(r, t, &rep);
+        issued += rep.issued;
+        if (reconcile_in_flight(r) > most)
+            most = reconcile_in_flight(r);
+    }
+    CHECK_INT(issued, 5, "every Certificate is issued as the jobs come back");
+    CHECK(most <= 2, "never more than max_issuances out at once");
+    CHECK(pushes.calls > pushed_before && pushes.last != NULL && pushes.last->n_certs == 5,
+          "once the burst is over, all five are pushed");
+    CHECK(file_has("status/Certificate/default/p5.json", "\"True\""), "statuses are written");
+
+    /* An edit while a job is out, then the Certificate's file removed while it is out. */
+    write_file("pool/b.yaml", RES("Certificate", "p3",
+                                  "{issuerRef: {name: local}, dnsNames: "
+                                  "[p3.test, p3b.test]}"));
+    CHECK(watchutil_settle(w, &clk_ms) >= 1, "the edit makes a snapshot");
+    hand_snapshot(r, w);
+    reconcile_step(r, t + 1, &rep);
+    CHECK(reconcile_in_flight(r) >= 1, "the edited Certificate's job is out");
+    unlink(P("pool/b.yaml"));
+    CHECK(watchutil_settle(w, &clk_ms) >= 1, "the removal makes a snapshot");
+    hand_snapshot(r, w);
+    reconcile_step(r, t + 2, &rep);
+    for (steps = 0; reconcile_in_flight(r) > 0 && steps < 50 && wait_fd(r); steps++)
+        reconcile_step(r, t + 2, &rep);
+    reconcile_step(r, t + 3, &rep);
+    CHECK(reconcile_in_flight(r) == 0 && pushes.last != NULL && pushes.last->n_certs == 2,
+          "a Certificate removed while its job ran is dropped when the job comes back");
+    CHECK(access(P("status/Certificate/default/p3.json"), F_OK) != 0,
+          "... and no status file comes back for it");
+
+    /* Freed with jobs out: they are finished or dropped, nothing leaks (sanitizers). */
+    write_file("pool/c.yaml", RES("Certificate", "p6",
+                                  "{issuerRef: {name: local}, dnsNames: "
+                                  "[p6.test]}"));
+    CHECK(watchutil_settle(w, &clk_ms) >= 1, "a new file makes a snapshot");
+    hand_snapshot(r, w);
+    reconcile_step(r, t + 4, &rep);
+    reconcile_free(r);
+    watch_free(w);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -266,6 +367,7 @@ int main(void)
     if (open_store() == 0) {
         test_loop();
         test_bounded();
+        test_pool();
     } else {
         CHECK(0, "store opened");
     }
