@@ -394,11 +394,36 @@ static void count_issuance(struct reconcile_report *rep, const struct certsync_r
 }
 
 /*
+ * Whether a resource read again says the same as before (its spec and generation; where it
+ * was read from does not matter): an edit of one document in a file of 1,000 then syncs one.
+ */
+static bool same_resource(const struct aegis_resource *a, const struct aegis_resource *b)
+{
+    static const struct api_type *const types[] = {
+        [AEGIS_KIND_ISSUER] = &api_t_issuer_spec,
+        [AEGIS_KIND_CERTIFICATE] = &api_t_certificate_spec,
+        [AEGIS_KIND_HOST] = &api_t_host_spec,
+    };
+    json_t *ja, *jb;
+    bool same;
+
+    if (a == NULL || b == NULL || a->kind != b->kind || a->meta.generation != b->meta.generation)
+        return false;
+    ja = api_to_json(types[a->kind], &a->spec);
+    jb = api_to_json(types[b->kind], &b->spec);
+    same = ja != NULL && jb != NULL && json_equal(ja, jb);
+    json_decref(ja);
+    json_decref(jb);
+    return same;
+}
+
+/*
  * Only what changed is made due: the watcher shares the resources of files that did not change
  * between snapshots, so a resource at the same address is the same resource (the previous
  * snapshot is released only after the comparison, so no address is reused meanwhile). An Issuer
- * that changed makes every Certificate due (its readiness may have changed). Editing one file of
- * 10,000 Certificates then re-syncs that file's, not all of them.
+ * that changed makes every Certificate due (its readiness may have changed). Editing one
+ * document of a file of 1,000 Certificates then re-syncs that one (same_resource), not the
+ * file's 1,000 nor all of them.
  */
 static void adopt_snapshot(struct reconciler *r, int64_t now)
 {
@@ -431,7 +456,7 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
         }
         o->live = true;
         o->res = res;
-        if (o->prev_res != res) {
+        if (o->prev_res != res && !same_resource(o->prev_res, res)) {
             schedule(r, o, now);
             issuer_changed |= o->kind == OBJ_ISSUER;
         }
@@ -448,7 +473,7 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
             if (c->implicit)
                 api_dispose(&api_t_certificate_spec, &c->implicit_spec);
             c->implicit_spec = spec;
-            if (!c->implicit || c->prev_res != res)
+            if (!c->implicit || (c->prev_res != res && !same_resource(c->prev_res, res)))
                 schedule(r, c, now);
             c->implicit = true;
             c->live = true;
@@ -873,29 +898,39 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
     struct aegis_err e = {0};
     json_t *doc = NULL;
     char *text;
+    size_t len;
 
     s.generation = 0; /* the content is compared without it */
     if (render_config(watch_snapshot_resources(r->snap), &s, &src, &doc, &rr, &e) < 0) {
         snprintf(r->push_error, sizeof(r->push_error), "%s", e.msg);
         return;
     }
+    /* Dumped once (10,000 Hosts make megabytes): the generation is put in front of the
+     * content's text rather than into the document and dumped again. */
+    json_object_del(doc, "generation");
     text = json_dumps(doc, JSON_COMPACT);
-    SHA256((const unsigned char *)text, strlen(text), digest);
-    free(text);
+    len = strlen(text);
+    SHA256((const unsigned char *)text, len, digest);
     if (!r->pushed_once || memcmp(digest, r->pushed_digest, sizeof(digest)) != 0) {
         /* Generations increase across controller restarts without being stored: the time in
          * milliseconds, or one more than the last when renders come faster than that. */
         int64_t g = now * 1000;
+        char head[64];
+        char *full;
+        int n;
 
         r->generation = g > r->generation ? g : r->generation + 1;
-        json_object_set_new(doc, "generation", json_integer((json_int_t)r->generation));
-        text = json_dumps(doc, JSON_COMPACT);
+        n = snprintf(head, sizeof(head), "{\"generation\":%lld%s", (long long)r->generation,
+                     len > 2 ? "," : "");
+        full = aegis_malloc((size_t)n + len);
+        memcpy(full, head, (size_t)n);
+        memcpy(full + n, text + 1, len); /* without its "{", with its NUL */
         rep->rendered = true;
         rep->generation = r->generation;
         r->push_error[0] = '\0';
-        r->push_rc = r->opts.push != NULL
-                         ? r->opts.push(r->opts.push_ctx, text, strlen(text), r->generation, &e)
-                         : 0;
+        r->push_rc = r->opts.push != NULL ? r->opts.push(r->opts.push_ctx, full,
+                                                         (size_t)n + len - 1, r->generation, &e)
+                                          : 0;
         if (r->push_rc == 0) {
             memcpy(r->pushed_digest, digest, sizeof(digest));
             r->pushed_once = true;
@@ -905,9 +940,11 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
             snprintf(rep->push_error, sizeof(rep->push_error), "%s", e.msg);
         }
         /* The document holds private keys: wipe the text before it is freed. */
-        OPENSSL_cleanse(text, strlen(text));
-        free(text);
+        OPENSSL_cleanse(full, (size_t)n + len);
+        free(full);
     }
+    OPENSSL_cleanse(text, len);
+    free(text);
     host_statuses(r, &rr, now, rep);
     render_result_dispose(&rr);
     json_decref(doc);
