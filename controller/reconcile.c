@@ -20,6 +20,7 @@
 #include "aegis/resource.h"
 #include "aegis/store.h"
 #include "certsync.h"
+#include "challenges.h"
 #include "cmetrics.h"
 #include "decide.h"
 #include "issuer/ca.h"
@@ -91,6 +92,7 @@ struct reconciler {
     int64_t last_render;    /* Unix seconds of the last render */
     bool render_pending;    /* a render was put off during a burst */
     size_t served_mismatch; /* Hosts whose served certificate lastingly differs (served.h) */
+    uint64_t challenges_rendered; /* the challenge set's version in the last render */
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -294,6 +296,40 @@ static struct obj *ensure(struct reconciler *r, enum obj_kind kind, const char *
 }
 
 /* ---- metrics ------------------------------------------------------------------------------ */
+
+/* ---- HTTP-01 challenges (challenges.h) ------------------------------------------------------ */
+
+static const struct issuer_http01 *http01_of(const struct reconciler *r)
+{
+    return r->opts.challenges != NULL ? challenges_http01(r->opts.challenges) : NULL;
+}
+
+/* Whether the challenge set changed since the last render. */
+static bool challenges_changed(const struct reconciler *r)
+{
+    return r->opts.challenges != NULL &&
+           challenges_version(r->opts.challenges) != r->challenges_rendered;
+}
+
+/* Puts the current challenge set into the render settings (snap keeps the copy). */
+static void challenges_fill(struct reconciler *r, struct render_settings *s,
+                            struct challenges_snapshot *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    if (r->opts.challenges == NULL)
+        return;
+    challenges_snapshot(r->opts.challenges, snap);
+    s->challenges = snap->v;
+    s->n_challenges = snap->n;
+    r->challenges_rendered = snap->version;
+}
+
+/* The dataplane serves a configuration rendered from the set of snap's version. */
+static void challenges_served(struct reconciler *r, const struct challenges_snapshot *snap)
+{
+    if (r->opts.challenges != NULL)
+        challenges_acknowledged(r->opts.challenges, snap->version);
+}
 
 static const struct aegis_certificate_spec *spec_of(const struct obj *o);
 
@@ -499,7 +535,8 @@ static bool sync_certificate(struct reconciler *r, struct obj *o, int64_t now,
 {
     const struct aegis_certificate_spec *spec = spec_of(o);
     const struct obj *issuer = NULL;
-    struct certsync_env env = {.store = r->opts.store, .secrets_dir = r->opts.secrets_dir};
+    struct certsync_env env = {
+        .store = r->opts.store, .secrets_dir = r->opts.secrets_dir, .http01 = http01_of(r)};
     struct certsync_request req = {
         .ns = o->ns, .name = o->name, .spec = spec, .generation = generation_of(o)};
     struct certsync_result res;
@@ -670,6 +707,7 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
     struct source_ctx ctx = {r, now};
     struct render_source src = {&ctx, src_certificate, src_pem, src_issuer_ca};
     struct render_settings s = r->opts.render;
+    struct challenges_snapshot chs;
     struct render_result rr;
     unsigned char digest[SHA256_DIGEST_LENGTH];
     struct aegis_err e = {0};
@@ -677,8 +715,10 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
     char *text;
 
     s.generation = 0; /* the content is compared without it */
+    challenges_fill(r, &s, &chs);
     if (render_config(watch_snapshot_resources(r->snap), &s, &src, &doc, &rr, &e) < 0) {
         snprintf(r->push_error, sizeof(r->push_error), "%s", e.msg);
+        challenges_snapshot_free(&chs);
         return;
     }
     text = json_dumps(doc, JSON_COMPACT);
@@ -710,6 +750,10 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
         OPENSSL_cleanse(text, strlen(text));
         free(text);
     }
+    /* Served: just pushed, or the same content was pushed before. */
+    if (r->push_error[0] == '\0')
+        challenges_served(r, &chs);
+    challenges_snapshot_free(&chs);
     host_statuses(r, &rr, now, rep);
     render_result_dispose(&rr);
     json_decref(doc);
@@ -806,7 +850,7 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
         }
     }
     free(due);
-    changed |= r->render_pending;
+    changed |= r->render_pending || challenges_changed(r);
     /* A burst left work due now: render only now and then until it is done. */
     if ((changed || stored || r->push_error[0] != '\0' || !r->pushed_once) &&
         (issued < r->opts.max_issuances || now - r->last_render >= RECONCILE_BURST_RENDER_S)) {

@@ -27,6 +27,7 @@
 #include "issuer/issuer.h"
 #include "render.h"
 
+struct challenges;
 struct cmetrics_object;
 struct store;
 struct watch_snapshot;
@@ -57,6 +58,12 @@ struct reconcile_opts {
      */
     void (*observe)(void *ctx, const struct cmetrics_object *o);
     void *observe_ctx;
+    /*
+     * The HTTP-01 challenge set (challenges.h), borrowed; NULL: no dataplane answers HTTP-01.
+     * Its tokens are rendered into acmeChallenges, a change of its version makes a render due,
+     * and an acknowledged push tells it which version was served. Issuers get its publisher.
+     */
+    struct challenges *challenges;
 };
 
 #define RECONCILE_MAX_ISSUANCES_DEFAULT 16

@@ -32,7 +32,7 @@ struct aegis_textbuf;
 #define ACME_CLIENT_HEADER_MAX 8192                /* one response header line */
 #define ACME_CLIENT_LINKS_MAX 8                    /* alternate chains kept per response */
 #define ACME_CLIENT_NONCES_MAX 64                  /* nonces kept in the pool */
-#define ACME_CLIENT_BADNONCE_RETRIES 5             /* fresh-nonce retries of one request */
+#define ACME_CLIENT_BADNONCE_RETRIES 10 /* fresh-nonce retries of one request */
 #define ACME_CLIENT_CONNECT_TIMEOUT_MS 5000
 #define ACME_CLIENT_TIMEOUT_MS 10000              /* one request, all included */
 #define ACME_CLIENT_RETRY_AFTER_MAX_S (24 * 3600) /* a longer Retry-After is cut to this */
