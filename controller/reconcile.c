@@ -88,10 +88,10 @@ struct reconciler {
     bool pushed_once;
     int64_t generation;
     char push_error[AEGIS_ERR_MSG_MAX];
-    int push_rc;            /* of the last push; -EIO: the dataplane was not reached */
-    int64_t last_render;    /* Unix seconds of the last render */
-    bool render_pending;    /* a render was put off during a burst */
-    size_t served_mismatch; /* Hosts whose served certificate lastingly differs (served.h) */
+    int push_rc;                  /* of the last push; -EIO: the dataplane was not reached */
+    int64_t last_render;          /* Unix seconds of the last render */
+    bool render_pending;          /* a render was put off during a burst */
+    size_t served_mismatch;       /* Hosts whose served certificate lastingly differs (served.h) */
     uint64_t challenges_rendered; /* the challenge set's version in the last render */
 };
 

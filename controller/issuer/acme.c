@@ -39,7 +39,7 @@ struct run {
     struct acme_account *acct;
     char kid[ACME_ACCOUNT_KID_MAX];
     struct store_id id;
-    json_t *st;   /* the order's persisted state (meta.extra); NULL: no order */
+    json_t *st;    /* the order's persisted state (meta.extra); NULL: no order */
     EVP_PKEY *key; /* the Certificate's new key, persisted with the order */
     char digest[2 * SHA256_DIGEST_LENGTH + 1];
     int64_t deadline_ms; /* polling budget (monotonic) */
@@ -51,8 +51,8 @@ struct run {
 static int post(struct run *r, const char *url, const char *payload, const char *label,
                 const char *accept, struct acme_response *resp, struct aegis_err *err)
 {
-    int rc = acme_client_post(acme_account_client(r->acct), acme_account_key(r->acct), r->kid,
-                              url, payload, label, accept, r->req->now, resp, err);
+    int rc = acme_client_post(acme_account_client(r->acct), acme_account_key(r->acct), r->kid, url,
+                              payload, label, accept, r->req->now, resp, err);
 
     if (resp->retry_after > r->retry_at)
         r->retry_at = resp->retry_after;
@@ -192,8 +192,9 @@ static int load(struct run *r, struct aegis_err *err)
             r->req->now ||
         rec.key_pem == NULL ||
         pki_key_from_pem(rec.key_pem, strlen(rec.key_pem), &r->key, &e) < 0) {
-        aegis_log(AEGIS_LOG_INFO, WHERE, "Certificate %s/%s: the order in flight is for another "
-                                         "request or too old; a new one is made",
+        aegis_log(AEGIS_LOG_INFO, WHERE,
+                  "Certificate %s/%s: the order in flight is for another "
+                  "request or too old; a new one is made",
                   r->req->cert_namespace, r->req->cert_name);
         drop(r);
     }
@@ -224,8 +225,8 @@ static int new_order(struct run *r, struct aegis_err *err)
         return rc;
     }
     for (size_t i = 0; i < c->dns_names.n; i++)
-        json_array_append_new(ids, json_pack("{s:s, s:s}", "type", "dns", "value",
-                                             c->dns_names.v[i]));
+        json_array_append_new(ids,
+                              json_pack("{s:s, s:s}", "type", "dns", "value", c->dns_names.v[i]));
     payload = json_pack("{s:o}", "identifiers", ids);
     text = json_dumps(payload, JSON_COMPACT);
     json_decref(payload);
@@ -234,16 +235,14 @@ static int new_order(struct run *r, struct aegis_err *err)
     free(text);
     if (rc == 0 && (resp.location == NULL || !json_is_object(resp.json) ||
                     !json_is_array(json_object_get(resp.json, "authorizations")) ||
-                    json_array_size(json_object_get(resp.json, "authorizations")) >
-                        ACME_AUTHZ_MAX))
+                    json_array_size(json_object_get(resp.json, "authorizations")) > ACME_AUTHZ_MAX))
         rc = aegis_err_set(err, -AEGIS_E_STATE, WHERE,
                            "the CA's answer to newOrder lacks the order URL or authorizations");
     if (rc == 0) {
-        r->st = json_pack("{s:s, s:s, s:s, s:O, s:[], s:[], s:I, s:i}", "request", r->digest,
-                          "url", resp.location, "finalize", str(resp.json, "finalize"),
-                          "authorizations", json_object_get(resp.json, "authorizations"),
-                          "presented", "challenged", "created", (json_int_t)r->req->now,
-                          "transportFailures", 0);
+        r->st = json_pack("{s:s, s:s, s:s, s:O, s:[], s:[], s:I, s:i}", "request", r->digest, "url",
+                          resp.location, "finalize", str(resp.json, "finalize"), "authorizations",
+                          json_object_get(resp.json, "authorizations"), "presented", "challenged",
+                          "created", (json_int_t)r->req->now, "transportFailures", 0);
         aegis_log(AEGIS_LOG_INFO, WHERE, "Certificate %s/%s: order %s opened",
                   r->req->cert_namespace, r->req->cert_name, resp.location);
         rc = save(r, err);
@@ -349,8 +348,8 @@ static int present(struct run *r, const char *authz_url, size_t solver, const ch
         rc = ops->present(&rec, err);
         if (rc == 0) {
             json_array_append_new(json_object_get(r->st, "presented"),
-                                  json_pack("{s:s, s:s, s:s, s:s, s:I}", "authz", authz_url,
-                                            "type", type, "fqdn", fqdn, "value", value, "solver",
+                                  json_pack("{s:s, s:s, s:s, s:s, s:I}", "authz", authz_url, "type",
+                                            type, "fqdn", fqdn, "value", value, "solver",
                                             (json_int_t)solver));
             rc = save(r, err);
         } else {
@@ -380,8 +379,8 @@ static int authz_step(struct run *r, const char *url, enum step *step, struct ae
         goto out;
     status = str(authz, "status");
     ident = json_object_get(authz, "identifier");
-    snprintf(name, sizeof(name), "%s%s", json_is_true(json_object_get(authz, "wildcard")) ? "*." : "",
-             str(ident, "value"));
+    snprintf(name, sizeof(name), "%s%s",
+             json_is_true(json_object_get(authz, "wildcard")) ? "*." : "", str(ident, "value"));
     if (strcmp(status, "valid") == 0)
         goto out;
     if (strcmp(status, "pending") != 0) {
@@ -409,11 +408,9 @@ static int authz_step(struct run *r, const char *url, enum step *step, struct ae
                            type, name);
         goto out;
     }
-    rc = acme_jws_key_authorization(str(chosen, "token"), acme_account_key(r->acct), &keyauth,
-                                    err);
+    rc = acme_jws_key_authorization(str(chosen, "token"), acme_account_key(r->acct), &keyauth, err);
     if (rc == 0)
-        rc = present(r, url, solver, type, str(chosen, "token"), keyauth, str(ident, "value"),
-                     err);
+        rc = present(r, url, solver, type, str(chosen, "token"), keyauth, str(ident, "value"), err);
     if (rc < 0)
         goto out;
     if (strcmp(type, "http-01") == 0 &&
@@ -779,8 +776,8 @@ static int acme_issue(const struct issuer_request *req, struct issuer_result *re
     return rc;
 }
 
-static int acme_check(const struct aegis_issuer_spec *spec, const char *ns,
-                      const char *secrets_dir, struct aegis_err *err)
+static int acme_check(const struct aegis_issuer_spec *spec, const char *ns, const char *secrets_dir,
+                      struct aegis_err *err)
 {
     const struct aegis_acme_issuer *a = &spec->acme;
 

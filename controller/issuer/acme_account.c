@@ -156,8 +156,8 @@ static void load_stored(struct acme_account *a, const struct issuer_request *req
 }
 
 /* Stores a->pkey with the server and a->kid. a->lock held. */
-static int save(struct acme_account *a, const struct issuer_request *req,
-                const struct store_id *id, struct aegis_err *err)
+static int save(struct acme_account *a, const struct issuer_request *req, const struct store_id *id,
+                struct aegis_err *err)
 {
     struct store_record rec;
     size_t len;
@@ -220,9 +220,8 @@ static int eab(const struct issuer_request *req, struct acme_account *a, const c
 }
 
 /* newAccount (RFC 8555 7.3), or only a lookup with only_existing. a->lock held. */
-static int new_account(struct acme_account *a, const struct issuer_request *req,
-                       bool only_existing, struct acme_response *resp, struct issuer_result *res,
-                       struct aegis_err *err)
+static int new_account(struct acme_account *a, const struct issuer_request *req, bool only_existing,
+                       struct acme_response *resp, struct issuer_result *res, struct aegis_err *err)
 {
     const struct aegis_acme_issuer *spec = &req->issuer->acme;
     json_t *payload = json_object(), *binding = NULL;
@@ -239,8 +238,7 @@ static int new_account(struct acme_account *a, const struct issuer_request *req,
     } else {
         json_object_set_new(payload, "termsOfServiceAgreed", json_true());
         if (spec->email != NULL && spec->email[0] != '\0')
-            json_object_set_new(payload, "contact",
-                                json_pack("[s+]", "mailto:", spec->email));
+            json_object_set_new(payload, "contact", json_pack("[s+]", "mailto:", spec->email));
         rc = eab(req, a, url, &binding, res, err);
         if (rc < 0)
             goto out;

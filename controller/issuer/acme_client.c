@@ -259,8 +259,8 @@ int64_t acme_retry_after_parse(const char *value, int64_t now)
     if (end != value && errno == 0 && (*end == '\0' || *end == ' ' || *end == '\r')) {
         if (secs < 0)
             return 0;
-        at = secs > ACME_CLIENT_RETRY_AFTER_MAX_S ? now + ACME_CLIENT_RETRY_AFTER_MAX_S
-                                                  : now + secs;
+        at =
+            secs > ACME_CLIENT_RETRY_AFTER_MAX_S ? now + ACME_CLIENT_RETRY_AFTER_MAX_S : now + secs;
         return at;
     }
     t = curl_getdate(value, NULL);
@@ -381,6 +381,7 @@ struct xfer {
     size_t len, cap;
     bool too_big;
     bool json;
+    int64_t now; /* the caller's clock, for Retry-After dates */
 };
 
 static size_t on_body(char *data, size_t size, size_t n, void *ctx)
@@ -462,7 +463,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
     } else if (strncasecmp(line, "Link:", 5) == 0) {
         acme_link_parse(header_value(line, 5), x->resp);
     } else if (strncasecmp(line, "Retry-After:", 12) == 0) {
-        x->resp->retry_after = acme_retry_after_parse(header_value(line, 12), (int64_t)time(NULL));
+        x->resp->retry_after = acme_retry_after_parse(header_value(line, 12), x->now);
     } else if (strncasecmp(line, "Content-Type:", 13) == 0) {
         const char *v = header_value(line, 13);
 
@@ -490,10 +491,10 @@ static double mono_s(void)
  * came (any status) or -EIO with err.
  */
 static int request(struct acme_client *c, const char *method, const char *url, const char *body,
-                   const char *accept, const char *path_label, struct acme_response *resp,
-                   struct aegis_err *err)
+                   const char *accept, const char *path_label, int64_t now,
+                   struct acme_response *resp, struct aegis_err *err)
 {
-    struct xfer x = {.c = c, .resp = resp};
+    struct xfer x = {.c = c, .resp = resp, .now = now};
     struct curl_slist *hdrs = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
     CURL *h = curl_easy_init();
@@ -561,7 +562,7 @@ static int request(struct acme_client *c, const char *method, const char *url, c
     return rc;
 }
 
-static int load_directory(struct acme_client *c, struct aegis_err *err)
+static int load_directory(struct acme_client *c, int64_t now, struct aegis_err *err)
 {
     struct acme_response r;
     int rc;
@@ -573,7 +574,7 @@ static int load_directory(struct acme_client *c, struct aegis_err *err)
     }
     pthread_mutex_unlock(&c->lock);
     acme_response_init(&r);
-    rc = request(c, "GET", c->url, NULL, NULL, "directory", &r, err);
+    rc = request(c, "GET", c->url, NULL, NULL, "directory", now, &r, err);
     if (rc == 0 && (r.status != 200 || !json_is_object(r.json)))
         rc = aegis_err_set(err, -AEGIS_E_INVALID, "spec.acme.server",
                            "%s answered HTTP %ld without an ACME directory: check the URL", c->url,
@@ -591,13 +592,14 @@ static int load_directory(struct acme_client *c, struct aegis_err *err)
 int acme_client_dir_url(struct acme_client *c, const char *name, int64_t now, const char **url,
                         struct aegis_err *err)
 {
-    int rc = load_directory(c, err);
+    int rc = load_directory(c, now, err);
 
-    (void)now;
     if (rc < 0)
         return rc;
-    /* c->dir is set once and never replaced: reading it without the lock is safe. */
+    /* c->dir is set once and never replaced: the string stays valid for the client's life. */
+    pthread_mutex_lock(&c->lock);
     *url = json_string_value(json_object_get(c->dir, name));
+    pthread_mutex_unlock(&c->lock);
     if (*url == NULL)
         return aegis_err_set(err, -AEGIS_E_INVALID, "spec.acme.server",
                              "the ACME directory at %s has no %s", c->url, name);
@@ -606,8 +608,13 @@ int acme_client_dir_url(struct acme_client *c, const char *name, int64_t now, co
 
 bool acme_client_eab_required(struct acme_client *c)
 {
-    return c->dir != NULL &&
-           json_is_true(json_object_get(json_object_get(c->dir, "meta"), "externalAccountRequired"));
+    bool required;
+
+    pthread_mutex_lock(&c->lock);
+    required = c->dir != NULL && json_is_true(json_object_get(json_object_get(c->dir, "meta"),
+                                                              "externalAccountRequired"));
+    pthread_mutex_unlock(&c->lock);
+    return required;
 }
 
 /* A nonce from the pool, else a fresh one from newNonce (RFC 8555 7.2). */
@@ -624,7 +631,7 @@ static int nonce(struct acme_client *c, int64_t now, char **out, struct aegis_er
     if (rc < 0)
         return rc;
     acme_response_init(&r);
-    rc = request(c, "HEAD", url, NULL, NULL, "newNonce", &r, err);
+    rc = request(c, "HEAD", url, NULL, NULL, "newNonce", now, &r, err);
     acme_response_dispose(&r);
     if (rc < 0)
         return rc;
@@ -650,7 +657,7 @@ int acme_client_post(struct acme_client *c, EVP_PKEY *key, const char *kid, cons
             rc = acme_jws_sign(key, kid, n, url, payload, &body, err);
         if (rc == 0)
             rc = request(c, "POST", url, body, accept != NULL ? accept : "application/json",
-                         path_label, resp, err);
+                         path_label, now, resp, err);
         free(n);
         free(body);
         if (rc < 0)

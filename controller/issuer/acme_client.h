@@ -32,7 +32,7 @@ struct aegis_textbuf;
 #define ACME_CLIENT_HEADER_MAX 8192                /* one response header line */
 #define ACME_CLIENT_LINKS_MAX 8                    /* alternate chains kept per response */
 #define ACME_CLIENT_NONCES_MAX 64                  /* nonces kept in the pool */
-#define ACME_CLIENT_BADNONCE_RETRIES 10 /* fresh-nonce retries of one request */
+#define ACME_CLIENT_BADNONCE_RETRIES 10            /* fresh-nonce retries of one request */
 #define ACME_CLIENT_CONNECT_TIMEOUT_MS 5000
 #define ACME_CLIENT_TIMEOUT_MS 10000              /* one request, all included */
 #define ACME_CLIENT_RETRY_AFTER_MAX_S (24 * 3600) /* a longer Retry-After is cut to this */
@@ -43,16 +43,16 @@ struct aegis_textbuf;
 
 /* A problem document, reduced to what the issuer uses. */
 struct acme_problem {
-    char type[128];  /* the type without ACME_ERR_PREFIX ("badNonce", "rateLimited"), or "" */
+    char type[128]; /* the type without ACME_ERR_PREFIX ("badNonce", "rateLimited"), or "" */
     char message[AEGIS_ERR_MSG_MAX]; /* detail and subproblems in plain words */
 };
 
 struct acme_response {
-    long status;        /* HTTP status; 0 when no answer came */
-    json_t *json;       /* the body when it is JSON, else NULL */
-    char *body;         /* the raw body (NUL-terminated), e.g. a PEM chain */
+    long status;  /* HTTP status; 0 when no answer came */
+    json_t *json; /* the body when it is JSON, else NULL */
+    char *body;   /* the raw body (NUL-terminated), e.g. a PEM chain */
     size_t body_len;
-    char *location;     /* Location header, or NULL */
+    char *location;                          /* Location header, or NULL */
     char *alternates[ACME_CLIENT_LINKS_MAX]; /* Link rel="alternate" URLs */
     size_t n_alternates;
     int64_t retry_after; /* Unix seconds from Retry-After; 0 when absent */

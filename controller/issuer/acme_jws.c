@@ -76,8 +76,8 @@ int acme_jws_b64url_decode(const char *text, unsigned char **out, size_t *len,
     uint32_t acc = 0;
     unsigned char *buf;
 
-    while (n > 0 && (text[n - 1] == '=' || text[n - 1] == '\n' || text[n - 1] == '\r' ||
-                     text[n - 1] == ' '))
+    while (n > 0 &&
+           (text[n - 1] == '=' || text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
         n--;
     if (n % 4 == 1)
         return aegis_err_set(err, -AEGIS_E_INVALID, WHERE,
@@ -237,8 +237,7 @@ int acme_jws_thumbprint(EVP_PKEY *key, char out[ACME_JWS_THUMBPRINT_SIZE], struc
     return rc;
 }
 
-int acme_jws_key_authorization(const char *token, EVP_PKEY *key, char **out,
-                               struct aegis_err *err)
+int acme_jws_key_authorization(const char *token, EVP_PKEY *key, char **out, struct aegis_err *err)
 {
     char tp[ACME_JWS_THUMBPRINT_SIZE];
     int rc = acme_jws_thumbprint(key, tp, err);

@@ -50,8 +50,7 @@ int acme_jws_thumbprint_jwk(const json_t *jwk, char out[ACME_JWS_THUMBPRINT_SIZE
 int acme_jws_thumbprint(EVP_PKEY *key, char out[ACME_JWS_THUMBPRINT_SIZE], struct aegis_err *err);
 
 /* "<token>.<thumbprint>" (RFC 8555 section 8.1) into a new string (free()). */
-int acme_jws_key_authorization(const char *token, EVP_PKEY *key, char **out,
-                               struct aegis_err *err);
+int acme_jws_key_authorization(const char *token, EVP_PKEY *key, char **out, struct aegis_err *err);
 /* The DNS-01 TXT value: base64url(SHA-256(key authorization)) into a new string (free()). */
 char *acme_jws_dns01_value(const char *key_authorization);
 

@@ -84,8 +84,9 @@ static int run(const char *action, const struct dns01_record *rec, struct aegis_
     close(fds[1]);
     if (rc != 0) {
         close(fds[0]);
-        return aegis_err_set(err, -rc, WHERE, "cannot run %s: %s (fix spec.acme.solvers[].dns01."
-                                              "exec.command)",
+        return aegis_err_set(err, -rc, WHERE,
+                             "cannot run %s: %s (fix spec.acme.solvers[].dns01."
+                             "exec.command)",
                              argv[0], strerror(rc));
     }
     done = collect(fds[0], aegis_monotonic_ms() + timeout, output, sizeof(output), &out_len);
@@ -97,10 +98,9 @@ static int run(const char *action, const struct dns01_record *rec, struct aegis_
     while (out_len > 0 && (output[out_len - 1] == '\n' || output[out_len - 1] == '\r'))
         output[--out_len] = '\0';
     if (!done)
-        return aegis_err_set(err, -ETIMEDOUT, WHERE,
-                             "%s %s %s took longer than %lld ms and was killed; output: %s",
-                             argv[0], action, rec->fqdn, (long long)timeout,
-                             out_len ? output : "(none)");
+        return aegis_err_set(
+            err, -ETIMEDOUT, WHERE, "%s %s %s took longer than %lld ms and was killed; output: %s",
+            argv[0], action, rec->fqdn, (long long)timeout, out_len ? output : "(none)");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return aegis_err_set(err, -AEGIS_E_STATE, WHERE, "%s %s %s failed (%s %d); output: %s",
                              argv[0], action, rec->fqdn,

@@ -94,9 +94,9 @@ static json_t *verify(const char *body, EVP_PKEY *key, const char **payload_b64,
         ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL));
         der_len = i2d_ECDSA_SIG(es, &der);
         ECDSA_SIG_free(es);
-        *ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-              EVP_DigestVerify(md, der, (size_t)der_len, (unsigned char *)input, strlen(input)) ==
-                  1;
+        *ok =
+            EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+            EVP_DigestVerify(md, der, (size_t)der_len, (unsigned char *)input, strlen(input)) == 1;
     } else {
         *ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
               EVP_DigestVerify(md, sig, sig_len, (unsigned char *)input, strlen(input)) == 1;
@@ -150,8 +150,8 @@ static void test_sign(enum pki_key_type type, const char *alg)
     json_decref(hdr);
     free(body);
 
-    CHECK(acme_jws_sign(key, "https://ca.test/acct/1", "n2", "https://ca.test/order/1", NULL,
-                        &body, NULL) == 0,
+    CHECK(acme_jws_sign(key, "https://ca.test/acct/1", "n2", "https://ca.test/order/1", NULL, &body,
+                        NULL) == 0,
           "a POST-as-GET with kid is signed");
     hdr = verify(body, key, &pl, &ok);
     CHECK(ok, "its signature verifies");

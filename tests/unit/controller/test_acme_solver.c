@@ -23,14 +23,14 @@ int main(void)
         const char *name;
         int want; /* index, or -1 for an error */
     } cases[] = {
-        {"www.other.org", 0},          /* only the empty selector matches */
-        {"example.com", 1},            /* zone example.com (dns01) */
-        {"a.example.com", 1},          /* below it */
-        {"notexample.com", 0},         /* not a label boundary */
-        {"x.sub.example.com", 2},      /* the longer zone wins */
-        {"EXACT.sub.example.com", 3},  /* an exact name beats every zone, any case */
-        {"*.example.com", 1},          /* a wildcard: DNS-01 only */
-        {"*.sub.example.com", 1},      /* zone sub.example.com is HTTP-01: skipped */
+        {"www.other.org", 0},         /* only the empty selector matches */
+        {"example.com", 1},           /* zone example.com (dns01) */
+        {"a.example.com", 1},         /* below it */
+        {"notexample.com", 0},        /* not a label boundary */
+        {"x.sub.example.com", 2},     /* the longer zone wins */
+        {"EXACT.sub.example.com", 3}, /* an exact name beats every zone, any case */
+        {"*.example.com", 1},         /* a wildcard: DNS-01 only */
+        {"*.sub.example.com", 1},     /* zone sub.example.com is HTTP-01: skipped */
     };
 
     memset(s, 0, sizeof(s));

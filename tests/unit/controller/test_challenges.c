@@ -58,7 +58,8 @@ int main(void)
 
         memset(big, 'a', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
-        CHECK(challenges_present(c, big, "x", &e) == -AEGIS_E_LIMIT, "an oversized token is refused");
+        CHECK(challenges_present(c, big, "x", &e) == -AEGIS_E_LIMIT,
+              "an oversized token is refused");
     }
     challenges_free(c);
     return check_done();
