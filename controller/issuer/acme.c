@@ -597,10 +597,14 @@ static void sleep_ms(int64_t ms)
 
 static void pending(struct run *r, int64_t at, const char *what)
 {
+    size_t n = strnlen(what, sizeof(r->res->message) - 1);
+
     r->res->status = ISSUER_PENDING;
     r->res->reason = ISSUER_REASON_PENDING;
     r->res->retry_at = at > r->req->now ? at : r->req->now + ACME_RETRY_S;
-    snprintf(r->res->message, sizeof(r->res->message), "%s", what);
+    /* A CA's message may be longer than the status message: cut, as intended. */
+    memcpy(r->res->message, what, n);
+    r->res->message[n] = '\0';
 }
 
 /* Waits a poll step when the budget allows; else answers PENDING. Returns true to go on. */
