@@ -10,6 +10,7 @@
 # - DNS-01 with the exec provider (a script writing TXT records into challtestsrv), a wildcard.
 # - EAB: right HMAC issues, wrong HMAC gives Ready=False with the CA's words.
 # - PEBBLE_WFE_NONCEREJECT=50: issued anyway through badNonce retries (seen in the metrics).
+# - preferredChain: with PEBBLE_ALTERNATE_ROOTS=1 the alternate chain to the named root is kept.
 # - A token that is not served: Ready=False with the CA's detail, backed off (attempts 1,
 #   nextRetryTime a minute ahead, no second order meanwhile).
 # - Crash safety: the controller killed (-9) mid-order while Pebble is stopped (SIGSTOP); after the
@@ -165,6 +166,31 @@ def pebble_root(mgmt, index=0):
     return r.stdout.decode()
 
 
+def subject_cn(pem):
+    r = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "multiline"],
+                       input=pem.encode(), capture_output=True)
+    for line in r.stdout.decode().splitlines():
+        if "commonName" in line:
+            return line.split("=", 1)[1].strip()
+    return ""
+
+
+def chain_top_issuer(name):
+    """The issuer CN of the last certificate of the stored chain."""
+    try:
+        with open(path(f"state/store/certificate/default/{name}/current.json")) as f:
+            pem = json.load(f)["certificate"]
+    except (OSError, ValueError, KeyError):
+        return None
+    last = "-----BEGIN CERTIFICATE-----" + pem.split("-----BEGIN CERTIFICATE-----")[-1]
+    r = subprocess.run(["openssl", "x509", "-noout", "-issuer", "-nameopt", "multiline"],
+                       input=last.encode(), capture_output=True)
+    for line in r.stdout.decode().splitlines():
+        if "commonName" in line:
+            return line.split("=", 1)[1].strip()
+    return ""
+
+
 def children(pid):
     out = []
     for d in os.listdir("/proc"):
@@ -217,6 +243,9 @@ def main():
     peb_nr, port_nr, pmgmt_nr, _ = start_pebble("pebble-nonce", hp, dns,
                                                  env={"PEBBLE_WFE_NONCEREJECT": "50"})
     peb_r, port_r, pmgmt_r, rlog = start_pebble("pebble-resume", hp, dns)
+    peb_alt, port_alt, pmgmt_alt, _ = start_pebble("pebble-alt", hp, dns,
+                                                   env={"PEBBLE_ALTERNATE_ROOTS": "1"})
+    alt_cn = subject_cn(pebble_root(pmgmt_alt, 1))
 
     hold, hold_started = path("hold"), path("hold.started")
     write("dns-hook.sh", HOLD_SCRIPT.format(hold=path("nohold"), started=path("dns.started"),
@@ -237,6 +266,7 @@ def main():
         issuer_yaml("pebble-eab", port_eab, http01, eab % "eab"),
         issuer_yaml("pebble-eab-wrong", port_eab, http01, eab % "eab-wrong"),
         issuer_yaml("pebble-nonce", port_nr, http01),
+        issuer_yaml("pebble-alt", port_alt, http01, f"    preferredChain: {alt_cn}\n"),
         issuer_yaml("pebble-resume", port_r,
                     f"      - dns01: {{exec: {{command: [{path('hold-hook.sh')}], "
                     "timeout: 60s}}\n"),
@@ -255,6 +285,7 @@ spec:
         cert_yaml("eab-bad", "pebble-eab-wrong", ["eab-bad.test"]),
         cert_yaml("nonce", "pebble-nonce", ["nonce.test", "nonce2.test"]),
         cert_yaml("unserved", "pebble", ["unserved.test"]),
+        cert_yaml("alt", "pebble-alt", ["alt.test"]),
     ]))
     p, log = start_controller("controller", hp, hs, "--http-listen", f"127.0.0.1:{api}")
 
@@ -299,6 +330,13 @@ spec:
     result(c is not None and c["status"] == "True" and bad > 0,
            f"PEBBLE_WFE_NONCEREJECT=50: issued through {int(bad)} badNonce retries",
            [c, failure("nonce")])
+
+    # ---- preferredChain: the alternate chain (Link rel="alternate") to Pebble's second root
+    c = wait_ready("alt")
+    top = chain_top_issuer("alt")
+    result(c is not None and c["status"] == "True" and alt_cn and top == alt_cn,
+           "preferredChain takes the alternate chain leading to the named root",
+           [c, top, alt_cn])
 
     # ---- a token that is not served
     c = wait_ready("unserved", "False")
@@ -347,7 +385,7 @@ spec:
            "the controller stops cleanly, no sanitizer report", [text[-3000:]])
     result("PRIVATE KEY" not in text + text1 and EAB_HMAC not in text + text1,
            "no private key or EAB HMAC key in the logs", [])
-    for proc in (peb, peb_eab, peb_nr, peb_r, cts):
+    for proc in (peb, peb_eab, peb_nr, peb_r, peb_alt, cts):
         proc.terminate()
         proc.wait()
     return summary(started)
