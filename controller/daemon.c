@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "aegis/masterkey.h"
 #include "aegis/pki.h"
 #include "aegis/store.h"
+#include "challenges.h"
 #include "cmetrics.h"
 #include "httpapi.h"
 #include "issuer/selfsigned.h"
@@ -49,6 +51,10 @@ struct daemon {
     char *socket_path, *secrets_dir, *status_dir, *dp_state_dir;
     char *fallback_chain, *fallback_key;
     int sigfd;
+    /* Written when an issuer changes the HTTP-01 challenge set from another thread: the loop
+     * wakes and renders at once (the token must be served before the CA is told to look). */
+    int wakefd;
+    struct challenges *challenges;
     int64_t served_next_ms; /* the next GET /status (monotonic ms); 0: before the first push */
 };
 
@@ -169,6 +175,16 @@ static int start_dataplane(struct daemon *d, struct aegis_err *err)
     return rc;
 }
 
+static void wake(void *ctx)
+{
+    struct daemon *d = ctx;
+    uint64_t one = 1;
+
+    /* A full counter (EAGAIN) already means "wake up". */
+    if (write(d->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        aegis_log(AEGIS_LOG_DEBUG, "controller", "eventfd write: %s", strerror(errno));
+}
+
 static void observe(void *ctx, const struct cmetrics_object *o)
 {
     (void)ctx;
@@ -186,6 +202,10 @@ static int setup(struct daemon *d, struct aegis_err *err)
     rc = open_store(d, err);
     if (rc < 0)
         return rc;
+    d->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d->wakefd < 0)
+        return aegis_err_set(err, -errno, "controller", "eventfd: %s", strerror(errno));
+    d->challenges = challenges_new(wake, d);
     d->secrets_dir = o->secrets_dir != NULL
                          ? aegis_strdup(o->secrets_dir)
                          : aegis_asprintf("%s/" SECRET_DIR_DEFAULT_SUBDIR, o->state_dir);
@@ -220,6 +240,7 @@ static int setup(struct daemon *d, struct aegis_err *err)
         ro.push = push;
         ro.push_ctx = d;
         ro.observe = observe;
+        ro.challenges = d->challenges;
         rc = reconcile_new(&ro, &d->rec, err);
     }
     if (rc == 0)
@@ -299,8 +320,9 @@ static int loop(struct daemon *d)
         int64_t now_ms = aegis_monotonic_ms(), watch_next = WATCH_NO_DEADLINE, sv_next = INT64_MAX,
                 wait_ms;
         int64_t now = (int64_t)time(NULL);
-        struct pollfd pfd[3] = {{.fd = watch_fd(d->watch), .events = POLLIN},
+        struct pollfd pfd[4] = {{.fd = watch_fd(d->watch), .events = POLLIN},
                                 {.fd = d->sigfd, .events = POLLIN},
+                                {.fd = d->wakefd, .events = POLLIN},
                                 {.fd = reconcile_fd(d->rec), .events = POLLIN}};
         struct reconcile_report rep;
         int rc = watch_process(d->watch, now_ms, &watch_next);
@@ -349,8 +371,15 @@ static int loop(struct daemon *d)
             wait_ms = 0;
         if (wait_ms > DAEMON_HEARTBEAT_MS)
             wait_ms = DAEMON_HEARTBEAT_MS;
-        if (poll(pfd, 3, (int)wait_ms) > 0 && (pfd[2].revents & POLLIN))
-            due = 0; /* issuances came back */
+        if (poll(pfd, 4, (int)wait_ms) > 0 && (pfd[2].revents & POLLIN)) {
+            uint64_t n;
+
+            if (read(d->wakefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+                aegis_log(AEGIS_LOG_DEBUG, "controller", "eventfd read: %s", strerror(errno));
+            due = 0;
+        }
+        if (pfd[3].revents & POLLIN)
+            due = 0; /* issuances came back; the step takes them */
         if (pfd[1].revents & POLLIN) {
             struct signalfd_siginfo si;
 
@@ -365,7 +394,7 @@ static int loop(struct daemon *d)
 
 int daemon_run(const struct daemon_opts *o)
 {
-    struct daemon d = {.o = o, .sigfd = -1};
+    struct daemon d = {.o = o, .sigfd = -1, .wakefd = -1};
     struct aegis_err err = {0};
     int status = 1;
 
@@ -377,6 +406,9 @@ int daemon_run(const struct daemon_opts *o)
     httpapi_stop(d.http);
     supervise_free(d.sv);
     reconcile_free(d.rec);
+    challenges_free(d.challenges);
+    if (d.wakefd >= 0)
+        close(d.wakefd);
     watch_free(d.watch);
     store_close(d.store);
     if (d.sigfd >= 0)

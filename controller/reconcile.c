@@ -21,6 +21,7 @@
 #include "aegis/resource.h"
 #include "aegis/store.h"
 #include "certsync.h"
+#include "challenges.h"
 #include "cmetrics.h"
 #include "decide.h"
 #include "issuer/ca.h"
@@ -99,12 +100,13 @@ struct reconciler {
     bool pushed_once;
     int64_t generation;
     char push_error[AEGIS_ERR_MSG_MAX];
-    int push_rc;            /* of the last push; -EIO: the dataplane was not reached */
-    int64_t last_render;    /* Unix seconds of the last render */
-    bool render_pending;    /* a render was put off during a burst */
-    size_t served_mismatch; /* Hosts whose served certificate lastingly differs (served.h) */
-    struct workpool *pool;  /* NULL: Certificates are synced on the step's thread */
-    bool stored;            /* a job stored a certificate since the last render */
+    int push_rc;                  /* of the last push; -EIO: the dataplane was not reached */
+    int64_t last_render;          /* Unix seconds of the last render */
+    bool render_pending;          /* a render was put off during a burst */
+    size_t served_mismatch;       /* Hosts whose served certificate lastingly differs (served.h) */
+    uint64_t challenges_rendered; /* the challenge set's version in the last render */
+    struct workpool *pool;        /* NULL: Certificates are synced on the step's thread */
+    bool stored;                  /* a job stored a certificate since the last render */
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -324,6 +326,40 @@ static struct obj *ensure(struct reconciler *r, enum obj_kind kind, const char *
 }
 
 /* ---- metrics ------------------------------------------------------------------------------ */
+
+/* ---- HTTP-01 challenges (challenges.h) ------------------------------------------------------ */
+
+static const struct issuer_http01 *http01_of(const struct reconciler *r)
+{
+    return r->opts.challenges != NULL ? challenges_http01(r->opts.challenges) : NULL;
+}
+
+/* Whether the challenge set changed since the last render. */
+static bool challenges_changed(const struct reconciler *r)
+{
+    return r->opts.challenges != NULL &&
+           challenges_version(r->opts.challenges) != r->challenges_rendered;
+}
+
+/* Puts the current challenge set into the render settings (snap keeps the copy). */
+static void challenges_fill(struct reconciler *r, struct render_settings *s,
+                            struct challenges_snapshot *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    if (r->opts.challenges == NULL)
+        return;
+    challenges_snapshot(r->opts.challenges, snap);
+    s->challenges = snap->v;
+    s->n_challenges = snap->n;
+    r->challenges_rendered = snap->version;
+}
+
+/* The dataplane serves a configuration rendered from the set of snap's version. */
+static void challenges_served(struct reconciler *r, const struct challenges_snapshot *snap)
+{
+    if (r->opts.challenges != NULL)
+        challenges_acknowledged(r->opts.challenges, snap->version);
+}
 
 static const struct aegis_certificate_spec *spec_of(const struct obj *o);
 
@@ -620,7 +656,7 @@ static struct cert_job *cert_job_new(struct reconciler *r, struct obj *o, int64_
     j->snap = watch_snapshot_ref(r->snap);
     j->now = now;
     j->env = (struct certsync_env){
-        .store = r->opts.store, .secrets_dir = r->opts.secrets_dir, .http01 = r->opts.http01};
+        .store = r->opts.store, .secrets_dir = r->opts.secrets_dir, .http01 = http01_of(r)};
     if (o->implicit) {
         /* The object's implicit spec is replaced when its Host changes: the job has its own. */
         if (decide_implicit_certificate(o->res, &j->implicit_spec, NULL) == 0) {
@@ -893,6 +929,7 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
     struct source_ctx ctx = {r, now};
     struct render_source src = {&ctx, src_certificate, src_pem, src_issuer_ca};
     struct render_settings s = r->opts.render;
+    struct challenges_snapshot chs;
     struct render_result rr;
     unsigned char digest[SHA256_DIGEST_LENGTH];
     struct aegis_err e = {0};
@@ -901,8 +938,10 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
     size_t len;
 
     s.generation = 0; /* the content is compared without it */
+    challenges_fill(r, &s, &chs);
     if (render_config(watch_snapshot_resources(r->snap), &s, &src, &doc, &rr, &e) < 0) {
         snprintf(r->push_error, sizeof(r->push_error), "%s", e.msg);
+        challenges_snapshot_free(&chs);
         return;
     }
     /* Dumped once (10,000 Hosts make megabytes): the generation is put in front of the
@@ -945,6 +984,10 @@ static void render_and_push(struct reconciler *r, int64_t now, struct reconcile_
     }
     OPENSSL_cleanse(text, len);
     free(text);
+    /* Served: just pushed, or the same content was pushed before. */
+    if (r->push_error[0] == '\0')
+        challenges_served(r, &chs);
+    challenges_snapshot_free(&chs);
     host_statuses(r, &rr, now, rep);
     render_result_dispose(&rr);
     json_decref(doc);
@@ -1016,7 +1059,7 @@ int reconcile_fd(const struct reconciler *r)
 
 int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_report *rep)
 {
-    bool changed = r->pending != NULL, busy;
+    bool changed = r->pending != NULL, busy, urgent;
     unsigned cap = UINT_MAX;
     struct obj **due;
     size_t n_due = 0;
@@ -1071,12 +1114,14 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
         }
     }
     free(due);
-    changed |= r->render_pending || r->stored;
+    urgent = challenges_changed(r);
+    changed |= r->render_pending || r->stored || urgent;
     /* A burst (jobs out, or work left due now) is rendered only now and then until it is
-     * done; a single change is rendered at once. */
+     * done; a single change is rendered at once, and so is a new HTTP-01 token (the CA is
+     * told to look only once the dataplanes serve it). */
     busy = in_flight(r) > 0 || (r->heap_n > 0 && r->heap[0]->due <= now);
     if ((changed || r->push_error[0] != '\0' || !r->pushed_once) &&
-        (!busy || now - r->last_render >= RECONCILE_BURST_RENDER_S)) {
+        (!busy || urgent || now - r->last_render >= RECONCILE_BURST_RENDER_S)) {
         render_and_push(r, now, rep);
         r->last_render = now;
         r->render_pending = false;

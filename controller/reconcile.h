@@ -27,6 +27,7 @@
 #include "issuer/issuer.h"
 #include "render.h"
 
+struct challenges;
 struct cmetrics_object;
 struct store;
 struct watch_snapshot;
@@ -43,8 +44,6 @@ struct reconcile_opts {
      * within reconcile_step (tests). With workers, a step only starts the work: reconcile_fd
      * becomes readable when some comes back, and the next step takes it in. */
     unsigned workers;
-    /* How issuers have the dataplanes answer HTTP-01 challenges; NULL: they cannot. */
-    const struct issuer_http01 *http01;
     int64_t resync_s; /* 0: RECONCILE_RESYNC_DEFAULT_S */
     /* Dataplane settings the renderer needs (listeners, fallback, workers); generation and
      * challenges are filled in by the reconciler. Borrowed for the reconciler's life. */
@@ -65,6 +64,12 @@ struct reconcile_opts {
      */
     void (*observe)(void *ctx, const struct cmetrics_object *o);
     void *observe_ctx;
+    /*
+     * The HTTP-01 challenge set (challenges.h), borrowed; NULL: no dataplane answers HTTP-01.
+     * Its tokens are rendered into acmeChallenges, a change of its version makes a render due,
+     * and an acknowledged push tells it which version was served. Issuers get its publisher.
+     */
+    struct challenges *challenges;
 };
 
 #define RECONCILE_MAX_ISSUANCES_DEFAULT 16

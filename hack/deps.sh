@@ -21,7 +21,10 @@ packages=(
     # the unit files
     curl python3 python3-yaml python3-ruamel.yaml python3-jsonschema python3-websockets
     python3-cryptography prometheus systemd
-    # Later issues add their test servers and clients here: pebble (ACME), kubectl.
+    # pebble ships pebble and pebble-challtestsrv (the ACME test CA and its mock DNS) for
+    # tests/controller/test_acme.py
+    pebble
+    # Later issues add their test servers and clients here: kubectl.
 )
 # --bench: the peers and load generators of hack/bench/dataplane.sh (run by hand, not by CI).
 bench_packages=(h2o nginx-light haproxy wrk nghttp2-client linux-perf python3-cryptography)

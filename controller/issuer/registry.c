@@ -5,10 +5,12 @@
  */
 #include "issuer/issuer.h"
 
+#include "issuer/acme.h"
 #include "issuer/ca.h"
 #include "issuer/selfsigned.h"
 
 const struct issuer_ops *const issuer_registry[] = {
+    &issuer_acme_ops,
     &issuer_ca_ops,
     &issuer_selfsigned_ops,
     NULL,
@@ -19,7 +21,6 @@ static const struct {
     int spec_field;
     const char *name;
 } issuer_planned[] = {
-    {API_F_ISSUER_SPEC_ACME, "acme"},
     {API_F_ISSUER_SPEC_CLOUDFLARE_ORIGIN_CA, "cloudflareOriginCA"},
 };
 

@@ -35,6 +35,8 @@
 #define STORE_KIND_CERTIFICATE "certificate"
 #define STORE_KIND_CA "ca"
 #define STORE_KIND_ACME_ACCOUNT "acme-account"
+/* An ACME order in flight: its URLs in meta.extra, the new private key sealed (issuer/acme.h). */
+#define STORE_KIND_ACME_ORDER "acme-order"
 
 /* The default state directory and the environment variable that overrides it. */
 #define STORE_STATE_DIR_DEFAULT "./.aegis"
