@@ -253,6 +253,9 @@ int certsync_run(const struct certsync_env *env, const struct certsync_request *
             out->attempt_failed = true;
             out->failure_reason = ISSUER_REASON_STORE_ERROR;
         }
+    } else if (out->decision.issue && !supplied && env->defer_issue) {
+        out->deferred = true;
+        goto done;
     } else if (out->decision.issue && !supplied) {
         issue(env, req, &id, &s, &out->decision, state, now, out);
     } else if (out->decision.adopt) {

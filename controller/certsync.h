@@ -27,6 +27,9 @@ struct certsync_env {
     struct store *store;                /* opened with the master key */
     const char *secrets_dir;            /* where secretRefs resolve (secret.h) */
     const struct issuer_http01 *http01; /* NULL: no dataplane answers HTTP-01 challenges */
+    /* Stop before asking an Issuer: the step only reads and decides, and says `deferred` when
+     * an issuance is due (so that the caller runs it elsewhere, e.g. on a worker thread). */
+    bool defer_issue;
 };
 
 /* One Certificate. Every pointer is borrowed for the call. */
@@ -57,6 +60,9 @@ struct certsync_result {
     /* An issuance or import completed (or failed) in this step - not a PENDING one - for the
      * metrics: by which issuer type ("ca", "selfSigned", "custom", "pkcs12", "csr"; static
      * strings), and why it failed. */
+    /* env->defer_issue and an Issuer must be asked: nothing else in out is set, and state is
+     * as it was. */
+    bool deferred;
     bool attempted;
     bool attempt_failed;
     enum issuer_reason failure_reason;

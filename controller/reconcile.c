@@ -106,7 +106,11 @@ struct reconciler {
     size_t served_mismatch;       /* Hosts whose served certificate lastingly differs (served.h) */
     uint64_t challenges_rendered; /* the challenge set's version in the last render */
     struct workpool *pool;        /* NULL: Certificates are synced on the step's thread */
-    bool stored;                  /* a job stored a certificate since the last render */
+    /* Objects whose status changed since it was last written (each once: o->status_dirty), so
+     * that a step writes them without a walk over 10,000 objects. */
+    struct obj **dirty;
+    size_t n_dirty, dirty_cap;
+    bool stored; /* a job stored a certificate since the last render */
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -312,6 +316,29 @@ static void obj_free(struct obj *o)
     api_dispose(&api_t_issuer_status, &o->issuer_status);
     api_dispose(&api_t_host_status, &o->host_status);
     free(o);
+}
+
+static void mark_dirty(struct reconciler *r, struct obj *o)
+{
+    if (o->status_dirty)
+        return;
+    o->status_dirty = true;
+    if (r->n_dirty == r->dirty_cap) {
+        r->dirty_cap = r->dirty_cap ? r->dirty_cap * 2 : 64;
+        r->dirty = aegis_realloc(r->dirty, r->dirty_cap * sizeof(*r->dirty));
+    }
+    r->dirty[r->n_dirty++] = o;
+}
+
+/* o leaves the table: it must not stay on the dirty list (removals are rare, the list short). */
+static void unmark_dirty(struct reconciler *r, struct obj *o)
+{
+    for (size_t i = 0; o->status_dirty && i < r->n_dirty; i++) {
+        if (r->dirty[i] == o) {
+            r->dirty[i] = r->dirty[--r->n_dirty];
+            o->status_dirty = false;
+        }
+    }
 }
 
 static struct obj *ensure(struct reconciler *r, enum obj_kind kind, const char *ns,
@@ -545,6 +572,7 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
                 free(path);
             }
             r->n_objs--;
+            unmark_dirty(r, o);
             if (o->job != NULL)
                 o->gone = true; /* freed when its job comes back */
             else
@@ -579,7 +607,7 @@ static void sync_issuer(struct reconciler *r, struct obj *o, int64_t now,
                              : rc == -AEGIS_E_UNSUPPORTED ? "UnsupportedIssuer"
                                                           : "InvalidIssuer",
                              o->issuer_message, now))
-        o->status_dirty = true;
+        mark_dirty(r, o);
 }
 
 static const struct aegis_certificate_spec *spec_of(const struct obj *o)
@@ -680,8 +708,36 @@ static struct cert_job *cert_job_new(struct reconciler *r, struct obj *o, int64_
         snprintf(j->issuer_message, sizeof(j->issuer_message), "%s", issuer->issuer_message);
         j->req.issuer_message = j->issuer_message;
     }
-    copy_certsync_state(&o->cs, &j->cs);
     return j;
+}
+
+/* The outcome of o's step (certsync_run's rc, result and error, run at `when`) becomes the
+ * object's; the state it worked on is already in o->cs. */
+static void apply_result(struct reconciler *r, struct obj *o, int rc,
+                         const struct certsync_result *res, const struct aegis_err *err,
+                         int64_t when, int64_t now, struct reconcile_report *rep)
+{
+    if (rc < 0) {
+        /* The store cannot be read: try again after the first backoff step. */
+        aegis_log(AEGIS_LOG_ERROR, "reconcile", "Certificate %s/%s: %s", o->ns, o->name, err->msg);
+        count(rep, RECONCILE_KIND_CERTIFICATE, true);
+        schedule(r, o, now + DECIDE_BACKOFF_INITIAL_S);
+        return;
+    }
+    rep->certificates_synced++;
+    count(rep, RECONCILE_KIND_CERTIFICATE, res->attempted && res->attempt_failed);
+    if (res->attempted)
+        count_issuance(rep, res);
+    rep->issued += res->stored;
+    rep->failed += o->cs.failures.attempts > 0 && o->cs.failures.last_failure_time == when;
+    o->decision = res->decision;
+    o->synced = true;
+    if (res->status_changed)
+        mark_dirty(r, o);
+    r->stored |= res->stored;
+    if (res->stored)
+        render_cache_drop(o);
+    schedule(r, o, res->next_check > 0 ? res->next_check : when + r->opts.resync_s);
 }
 
 /* A job came back (on the step's thread): its outcome becomes the object's. */
@@ -689,7 +745,6 @@ static void cert_job_finish(struct reconciler *r, struct cert_job *j, int64_t no
                             struct reconcile_report *rep)
 {
     struct obj *o = j->o;
-    const struct certsync_result *res = &j->res;
 
     o->job = NULL;
     if (o->gone) { /* removed from the table while the job ran */
@@ -697,31 +752,12 @@ static void cert_job_finish(struct reconciler *r, struct cert_job *j, int64_t no
         cert_job_free(j);
         return;
     }
-    if (j->rc < 0) {
-        /* The store cannot be read: try again after the first backoff step. */
-        aegis_log(AEGIS_LOG_ERROR, "reconcile", "Certificate %s/%s: %s", o->ns, o->name,
-                  j->err.msg);
-        count(rep, RECONCILE_KIND_CERTIFICATE, true);
-        schedule(r, o, now + DECIDE_BACKOFF_INITIAL_S);
-        cert_job_free(j);
-        return;
+    if (j->rc == 0) {
+        certsync_state_dispose(&o->cs);
+        o->cs = j->cs;
+        memset(&j->cs, 0, sizeof(j->cs));
     }
-    certsync_state_dispose(&o->cs);
-    o->cs = j->cs;
-    memset(&j->cs, 0, sizeof(j->cs));
-    rep->certificates_synced++;
-    count(rep, RECONCILE_KIND_CERTIFICATE, res->attempted && res->attempt_failed);
-    if (res->attempted)
-        count_issuance(rep, res);
-    rep->issued += res->stored;
-    rep->failed += o->cs.failures.attempts > 0 && o->cs.failures.last_failure_time == j->now;
-    o->decision = res->decision;
-    o->synced = true;
-    o->status_dirty |= res->status_changed;
-    r->stored |= res->stored;
-    if (res->stored)
-        render_cache_drop(o);
-    schedule(r, o, res->next_check > 0 ? res->next_check : j->now + r->opts.resync_s);
+    apply_result(r, o, j->rc, &j->res, &j->err, j->now, now, rep);
     if (o->resync) { /* its resources changed while the job ran */
         o->resync = false;
         schedule(r, o, now);
@@ -734,19 +770,35 @@ static unsigned in_flight(const struct reconciler *r)
     return r->pool != NULL ? workpool_pending(r->pool) : 0;
 }
 
-/* Starts o's step: on the pool, or here and now. */
-static void sync_certificate(struct reconciler *r, struct obj *o, int64_t now,
+/*
+ * o's step. With a pool it first runs here with the issuance deferred - reading the store and
+ * deciding takes a fraction of a millisecond, so a restart with 10,000 valid certificates does
+ * not go through the workers one by one - and only an issuance goes out as a job. Returns true
+ * when a job was started.
+ */
+static bool sync_certificate(struct reconciler *r, struct obj *o, int64_t now,
                              struct reconcile_report *rep)
 {
     struct cert_job *j = cert_job_new(r, o, now);
 
     if (r->pool == NULL) {
-        cert_job_run(&j->base);
-        cert_job_finish(r, j, now, rep);
-        return;
+        j->rc = certsync_run(&j->env, &j->req, &o->cs, now, &j->res, &j->err);
+        apply_result(r, o, j->rc, &j->res, &j->err, now, now, rep);
+        cert_job_free(j);
+        return false;
     }
+    j->env.defer_issue = true;
+    j->rc = certsync_run(&j->env, &j->req, &o->cs, now, &j->res, &j->err);
+    if (j->rc < 0 || !j->res.deferred) {
+        apply_result(r, o, j->rc, &j->res, &j->err, now, now, rep);
+        cert_job_free(j);
+        return false;
+    }
+    j->env.defer_issue = false;
+    copy_certsync_state(&o->cs, &j->cs);
     o->job = j;
     workpool_submit(r->pool, &j->base);
+    return true;
 }
 
 /* Takes back every finished job. */
@@ -913,7 +965,7 @@ static void host_statuses(struct reconciler *r, const struct render_result *rr, 
         }
         count(rep, RECONCILE_KIND_HOST, h->serve == RENDER_SERVE_NONE || r->push_error[0] != '\0');
         if (status_host_update(&o->host_status, &si, now))
-            o->status_dirty = true;
+            mark_dirty(r, o);
         snprintf(o->served_cert, sizeof(o->served_cert), "%s",
                  h->serve == RENDER_SERVE_CERTIFICATE ? h->certificate : "");
         snprintf(o->served_issued, sizeof(o->served_issued), "%s",
@@ -1031,6 +1083,7 @@ void reconcile_free(struct reconciler *r)
     }
     free(r->buckets);
     free(r->heap);
+    free(r->dirty);
     watch_snapshot_unref(r->snap);
     watch_snapshot_unref(r->pending);
     free(r);
@@ -1047,6 +1100,28 @@ void reconcile_repush(struct reconciler *r)
     r->pushed_once = false;
 }
 
+/* Writes the statuses that changed; one that cannot be written stays on the list. */
+static void write_statuses(struct reconciler *r, struct reconcile_report *rep)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < r->n_dirty; i++) {
+        struct obj *o = r->dirty[i];
+        struct aegis_err e = {0};
+
+        observe(r, o, false);
+        if (write_status(r, o, &e) == 0) {
+            o->status_dirty = false;
+            rep->statuses_written++;
+        } else {
+            aegis_log(AEGIS_LOG_ERROR, "reconcile", "%s: cannot write its status: %s", o->key,
+                      e.msg);
+            r->dirty[kept++] = o;
+        }
+    }
+    r->n_dirty = kept;
+}
+
 unsigned reconcile_in_flight(const struct reconciler *r)
 {
     return in_flight(r);
@@ -1061,8 +1136,6 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
 {
     bool changed = r->pending != NULL, busy, urgent;
     unsigned cap = UINT_MAX;
-    struct obj **due;
-    size_t n_due = 0;
 
     memset(rep, 0, sizeof(*rep));
     rep->served_mismatch = r->served_mismatch;
@@ -1072,48 +1145,41 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
     if (r->snap == NULL)
         return 0;
     /*
-     * Take what is due off the heap first: Issuers before the Certificates that use them (the
-     * heap puts Issuers first among equal due times). With a pool, only as many Certificates as
-     * it has room for: the rest stay queued for when jobs come back, so that a burst of 10,000
-     * is not taken off and put back at every step.
+     * What is due, in heap order: Issuers before the Certificates that use them (the heap puts
+     * them first among equal due times). With a pool, a Certificate is taken only while the
+     * pool has room (it may need a job); the rest stay queued for when jobs come back, so that
+     * a burst of 10,000 is not taken off and put back at every step.
      */
     if (r->pool != NULL)
         cap = in_flight(r) < r->opts.max_issuances ? r->opts.max_issuances - in_flight(r) : 0;
-    due = aegis_calloc(r->heap_n + 1, sizeof(*due));
     while (r->heap_n > 0 && r->heap[0]->due <= now) {
         struct obj *o = r->heap[0];
 
-        if (o->kind == OBJ_CERTIFICATE && o->job == NULL) {
-            if (cap == 0)
-                break;
-            cap--;
-        }
-        due[n_due++] = o;
+        if (o->kind == OBJ_CERTIFICATE && o->job == NULL && cap == 0)
+            break;
         heap_remove(r, o);
-    }
-    for (size_t i = 0; i < n_due; i++) {
-        if (due[i]->kind == OBJ_ISSUER) {
-            sync_issuer(r, due[i], now, rep);
-            schedule(r, due[i], now + r->opts.resync_s);
-        }
-    }
-    for (size_t i = 0; i < n_due; i++) {
-        struct obj *o = due[i];
-
-        if (o->kind == OBJ_HOST) {
+        switch (o->kind) {
+        case OBJ_ISSUER:
+            sync_issuer(r, o, now, rep);
+            schedule(r, o, now + r->opts.resync_s);
+            break;
+        case OBJ_HOST:
             changed = true; /* Hosts are rendered, not synced */
             schedule(r, o, now + r->opts.resync_s);
-        } else if (o->kind == OBJ_CERTIFICATE) {
-            if (o->job != NULL) {
+            break;
+        case OBJ_CERTIFICATE:
+            if (o->job != NULL)
                 o->resync = true; /* again when the running step comes back */
-            } else if (r->pool == NULL && rep->issued >= r->opts.max_issuances) {
+            else if (r->pool == NULL && rep->issued >= r->opts.max_issuances)
                 schedule(r, o, now); /* left for the next step */
-            } else {
-                sync_certificate(r, o, now, rep);
-            }
+            else if (sync_certificate(r, o, now, rep))
+                cap--;
+            break;
         }
+        if (r->pool == NULL && rep->issued >= r->opts.max_issuances && r->heap_n > 0 &&
+            r->heap[0]->due <= now)
+            break;
     }
-    free(due);
     urgent = challenges_changed(r);
     changed |= r->render_pending || r->stored || urgent;
     /* A burst (jobs out, or work left due now) is rendered only now and then until it is
@@ -1129,24 +1195,8 @@ int64_t reconcile_step(struct reconciler *r, int64_t now, struct reconcile_repor
     } else if (changed) {
         r->render_pending = true;
     }
-    if (r->opts.status_dir != NULL) {
-        for (size_t b = 0; b < r->n_buckets; b++) {
-            for (struct obj *o = r->buckets[b]; o != NULL; o = o->next_in_bucket) {
-                struct aegis_err e = {0};
-
-                if (!o->status_dirty)
-                    continue;
-                observe(r, o, false);
-                if (write_status(r, o, &e) == 0) {
-                    o->status_dirty = false;
-                    rep->statuses_written++;
-                } else {
-                    aegis_log(AEGIS_LOG_ERROR, "reconcile", "%s: cannot write its status: %s",
-                              o->key, e.msg);
-                }
-            }
-        }
-    }
+    if (r->opts.status_dir != NULL)
+        write_statuses(r, rep);
     if (r->push_error[0] != '\0')
         return now + RECONCILE_PUSH_RETRY_S;
     if (r->render_pending && (r->heap_n == 0 || r->heap[0]->due > now + 1))
@@ -1188,10 +1238,10 @@ size_t reconcile_served(struct reconciler *r, const json_t *dp_status, const cha
             mismatch += res.verdict == SERVED_VERDICT_MISMATCH;
             if (o->served_mismatch != (res.verdict == SERVED_VERDICT_MISMATCH)) {
                 o->served_mismatch = res.verdict == SERVED_VERDICT_MISMATCH;
-                o->status_dirty = true; /* the observer (metrics) hears of it at the write */
+                mark_dirty(r, o); /* the observer (metrics) hears of it at the write */
             }
             if (served_status_update(&o->host_status, &rep, dataplane, &res, generation_of(o), now))
-                o->status_dirty = true;
+                mark_dirty(r, o);
         }
     }
     json_decref(index);
