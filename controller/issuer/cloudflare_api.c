@@ -174,11 +174,13 @@ int cf_envelope_parse(const char *text, size_t len, struct cf_response *resp)
       "the API token is not valid: check the secret (no stray characters, not expired or "         \
       "rolled)")                                                                                   \
     X(1000, -EACCES, "the API token is not valid: check the secret")                               \
+    X(9103, -EACCES, "the global API key or its email is wrong: check the secret and %W.email")    \
+    X(9106, -EACCES, "the credentials are missing: check the secret is not empty")                 \
     X(1016, -EACCES,                                                                               \
       "these credentials may not act on these names: give the token %P on the names' zone, or "    \
       "use an Origin CA key of the zone's account")                                                \
     X(6003, -EACCES,                                                                               \
-      "the authentication headers are malformed: check the secret holds only the token or key "   \
+      "the authentication headers are malformed: check the secret holds only the token or key "    \
       "(a token goes in apiTokenSecretRef, an Origin CA key in originCAKeySecretRef)")             \
     X(6111, -EACCES, "the API token is malformed: check the secret holds only the token")          \
     X(6102, -EACCES, "the account email is malformed: check %W.email")                             \
@@ -186,8 +188,7 @@ int cf_envelope_parse(const char *text, size_t len, struct cf_response *resp)
     X(1001, -AEGIS_E_NOTFOUND,                                                                     \
       "the zone was not found: check the zone is on this Cloudflare account and the token may "    \
       "read it")                                                                                   \
-    X(1003, -AEGIS_E_NOTFOUND,                                                                     \
-      "the zone id is not valid: check %W.zoneID (or leave it out)")                               \
+    X(1003, -AEGIS_E_NOTFOUND, "the zone id is not valid: check %W.zoneID (or leave it out)")      \
     X(7003, -AEGIS_E_NOTFOUND,                                                                     \
       "the object was not found (a wrong zone or record id): check %W.zoneID")                     \
     X(81044, -AEGIS_E_NOTFOUND, "the DNS record no longer exists")                                 \
@@ -335,8 +336,9 @@ void cf_api_describe(const struct cf_api *api, const struct cf_response *resp, c
         snprintf(num, sizeof(num), "Cloudflare answered HTTP %ld", resp->status);
         cat(out, size, &len,
             resp->status == 0 ? "no answer from Cloudflare"
-                              : (resp->envelope ? num : "Cloudflare's answer is not an API "
-                                                        "envelope"));
+                              : (resp->envelope ? num
+                                                : "Cloudflare's answer is not an API "
+                                                  "envelope"));
         if (resp->status != 0 && !resp->envelope) {
             snprintf(num, sizeof(num), " (HTTP %ld)", resp->status);
             cat(out, size, &len, num);

@@ -73,12 +73,12 @@ struct cf_api_error {
 };
 
 struct cf_response {
-    long status;           /* HTTP status; 0 when no answer came */
-    json_t *body;          /* the parsed envelope, or NULL */
-    json_t *result;        /* borrowed from body: result, or NULL */
-    json_t *result_info;   /* borrowed from body: result_info, or NULL */
-    bool envelope;         /* body is an object with a boolean success */
-    bool success;          /* the envelope's success */
+    long status;         /* HTTP status; 0 when no answer came */
+    json_t *body;        /* the parsed envelope, or NULL */
+    json_t *result;      /* borrowed from body: result, or NULL */
+    json_t *result_info; /* borrowed from body: result_info, or NULL */
+    bool envelope;       /* body is an object with a boolean success */
+    bool success;        /* the envelope's success */
     struct cf_api_error errors[CF_API_ERRORS_MAX];
     size_t n_errors;       /* kept (at most CF_API_ERRORS_MAX) */
     size_t n_errors_total; /* in the envelope */

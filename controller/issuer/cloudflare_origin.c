@@ -25,8 +25,7 @@ static const int64_t validities[] = {7, 30, 90, 365, 730, 1095, 5475};
 
 /* The endpoint and credentials of spec; *secret is freed by the caller (pki_secret_free_str). */
 static int api_of(const struct aegis_cloudflare_origin_ca_issuer *spec, const char *ns,
-                  const char *secrets_dir, struct cf_api *api, char **secret,
-                  struct aegis_err *err)
+                  const char *secrets_dir, struct cf_api *api, char **secret, struct aegis_err *err)
 {
     bool token = HAS(spec, API_F_CLOUDFLARE_ORIGIN_CA_ISSUER_API_TOKEN_SECRET_REF);
 
@@ -35,10 +34,9 @@ static int api_of(const struct aegis_cloudflare_origin_ca_issuer *spec, const ch
     api->auth = token ? CF_AUTH_TOKEN : CF_AUTH_SERVICE_KEY;
     api->where = WHERE;
     api->permission = CF_ORIGIN_PERMISSION;
-    return cf_api_read_secret(secrets_dir, ns,
-                              token ? &spec->api_token_secret_ref : &spec->origin_ca_key_secret_ref,
-                              token ? WHERE ".apiTokenSecretRef" : WHERE ".originCAKeySecretRef",
-                              secret, err);
+    return cf_api_read_secret(
+        secrets_dir, ns, token ? &spec->api_token_secret_ref : &spec->origin_ca_key_secret_ref,
+        token ? WHERE ".apiTokenSecretRef" : WHERE ".originCAKeySecretRef", secret, err);
 }
 
 static int check_request(const struct issuer_request *req, struct issuer_result *res,
@@ -163,9 +161,9 @@ static int origin_issue(const struct issuer_request *req, struct issuer_result *
                         struct aegis_err *err)
 {
     const struct aegis_cloudflare_origin_ca_issuer *spec = &req->issuer->cloudflare_origin_ca;
-    enum pki_key_type type =
-        spec->request_type == AEGIS_ORIGIN_CA_REQUEST_TYPE_ORIGIN_ECC ? PKI_KEY_EC_P256
-                                                                       : PKI_KEY_RSA_2048;
+    enum pki_key_type type = spec->request_type == AEGIS_ORIGIN_CA_REQUEST_TYPE_ORIGIN_ECC
+                                 ? PKI_KEY_EC_P256
+                                 : PKI_KEY_RSA_2048;
     struct cf_response resp;
     struct cf_api api;
     EVP_PKEY *key = NULL;
@@ -177,8 +175,8 @@ static int origin_issue(const struct issuer_request *req, struct issuer_result *
         goto out;
     rc = api_of(spec, req->cert_namespace, req->secrets_dir, &api, &secret, err);
     if (rc < 0) {
-        res->reason = rc == -AEGIS_E_NOTFOUND ? ISSUER_REASON_SECRET_NOT_FOUND
-                                              : ISSUER_REASON_INVALID_ISSUER;
+        res->reason =
+            rc == -AEGIS_E_NOTFOUND ? ISSUER_REASON_SECRET_NOT_FOUND : ISSUER_REASON_INVALID_ISSUER;
         goto out;
     }
     api.secret = secret;

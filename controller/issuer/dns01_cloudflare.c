@@ -70,10 +70,9 @@ static int session_open(const struct dns01_record *rec, struct session *s, struc
     s->api.email = spec->email;
     s->api.where = WHERE;
     s->api.permission = PERMISSION;
-    rc = cf_api_read_secret(rec->secrets_dir, rec->ns,
-                            token ? &spec->api_token_secret_ref : &spec->api_key_secret_ref,
-                            token ? WHERE ".apiTokenSecretRef" : WHERE ".apiKeySecretRef",
-                            &s->secret, err);
+    rc = cf_api_read_secret(
+        rec->secrets_dir, rec->ns, token ? &spec->api_token_secret_ref : &spec->api_key_secret_ref,
+        token ? WHERE ".apiTokenSecretRef" : WHERE ".apiKeySecretRef", &s->secret, err);
     s->api.secret = s->secret;
     return rc;
 }
@@ -114,8 +113,7 @@ static int find_zone(struct session *s, struct aegis_err *err)
     int rc = cf_zone_candidates(s->name, buf, sizeof(buf), cands, &n);
 
     if (rc < 0)
-        return aegis_err_set(err, rc, WHERE, "the record name %s has no zone to look up",
-                             s->name);
+        return aegis_err_set(err, rc, WHERE, "the record name %s has no zone to look up", s->name);
     for (size_t i = 0; i < n; i++) {
         rc = zone_lookup(s, cands[i], err);
         if (rc < 0)
