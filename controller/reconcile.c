@@ -26,6 +26,7 @@
 #include "decide.h"
 #include "issuer/ca.h"
 #include "issuer/issuer.h"
+#include "revoker.h"
 #include "secret.h"
 #include "served.h"
 #include "status.h"
@@ -106,6 +107,7 @@ struct reconciler {
     size_t served_mismatch;       /* Hosts whose served certificate lastingly differs (served.h) */
     uint64_t challenges_rendered; /* the challenge set's version in the last render */
     struct workpool *pool;        /* NULL: Certificates are synced on the step's thread */
+    struct revoker *revoker;      /* revokeOnDelete of deleted Certificates (revoker.h) */
     bool stored;                  /* a job stored a certificate since the last render */
 };
 
@@ -535,6 +537,11 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
             }
             *link = o->next_in_bucket;
             heap_remove(r, o);
+            if (o->kind == OBJ_CERTIFICATE && (o->implicit || o->prev_res != NULL))
+                revoker_certificate_removed(
+                    r->revoker, o->ns, o->name,
+                    o->implicit ? &o->implicit_spec : &o->prev_res->spec.certificate, set,
+                    old != NULL ? watch_snapshot_resources(old) : NULL);
             observe(r, o, true);
             if (r->opts.status_dir != NULL) {
                 char *path = status_path(r, o);
@@ -1011,6 +1018,7 @@ int reconcile_new(const struct reconcile_opts *opts, struct reconciler **out, st
         free(r);
         return -AEGIS_E_INVALID;
     }
+    r->revoker = revoker_new(r->opts.store, r->opts.secrets_dir);
     *out = r;
     return 0;
 }
@@ -1021,6 +1029,7 @@ void reconcile_free(struct reconciler *r)
         return;
     /* First the jobs: they point at objects, and objects removed meanwhile are theirs to free. */
     workpool_free(r->pool, drop_job, NULL);
+    revoker_free(r->revoker);
     for (size_t b = 0; b < r->n_buckets; b++) {
         struct obj *o = r->buckets[b], *next;
 

@@ -12,6 +12,7 @@
 #   and the fix.
 # - The API down: the failure is in the status, the certificate is issued once it is back.
 # - A 429 with Retry-After: waited for, then issued.
+# - revokeOnDelete: removing the Certificate revokes its certificate and deletes the record.
 # - ACME DNS-01 through the Cloudflare provider: a wildcard certificate from Pebble; the TXT
 #   records are deleted afterwards; a validation that fails (a zone whose records never reach
 #   the DNS) leaves no record either.
@@ -152,6 +153,8 @@ def main():
         origin_issuer("cf-noperm", url, "apiTokenSecretRef: {name: cf, key: dns-token}"),
         origin_issuer("cf-unknown", url, "apiTokenSecretRef: {name: cf, key: unknown}"),
         origin_issuer("cf-late", late_url, token),
+        origin_issuer("cf-revoke", url, "originCAKeySecretRef: {name: cf, key: origin-key}",
+                      "    revokeOnDelete: true\n"),
         acme_cf_issuer("acme-cf", port, url, "dns.test"),
         acme_cf_issuer("acme-cf-fail", port, url, "fail.test"),
     ]))
@@ -164,6 +167,7 @@ def main():
         cert_yaml("wild", "acme-cf", ["dns.test", "*.dns.test"]),
         cert_yaml("acme-fail", "acme-cf-fail", ["www.fail.test"]),
     ]))
+    write("res/revoke.yaml", cert_yaml("revoke-me", "cf-revoke", ["gone.shop.test"]))
     p, log = start_controller("controller", hp, hs, "--http-listen", f"127.0.0.1:{mport}")
 
     # ---- the API down at first: the failure shows, then the API comes up
@@ -245,6 +249,20 @@ def main():
     result(c is not None and c["status"] == "True" and not st.get("failedIssuanceAttempts"),
            "a 429 is waited out (Retry-After) without counting a failed attempt",
            [c, st, throttled[-3:]])
+
+    # ---- revokeOnDelete
+    c = wait_ready("revoke-me")
+    serial = int(((stored("revoke-me") or {}).get("meta") or {}).get("serial", "0"), 16)
+    os.unlink(path("res/revoke.yaml"))
+    cert = api.certs.get(str(serial)) or {}
+    deadline = time.time() + 20
+    while time.time() < deadline and not cert.get("revoked_at"):
+        time.sleep(0.2)
+    dels = [r for r in api.requests if r[0] == "DELETE" and r[1].startswith("/client/v4/cert")]
+    result(c is not None and c["status"] == "True" and cert.get("revoked_at") and
+           stored("revoke-me") is None and len(dels) == 1,
+           "revokeOnDelete: deleting the Certificate revokes it (DELETE /certificates/{serial}) "
+           "and removes it from the store", [c, cert.get("revoked_at"), dels, serial])
 
     # ---- the API back
     c = wait_ready("late", timeout=90)
