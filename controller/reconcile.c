@@ -52,37 +52,39 @@ const char *const reconcile_kind_names[RECONCILE_KIND_COUNT] = {"Issuer", "Certi
 
 struct obj {
     enum obj_kind kind;
+    /* The flags first, together: scattered between pointers each would cost 7 bytes of padding. */
+    bool live;            /* in the current snapshot */
+    bool implicit;        /* Certificate: made for a Host (implicit_spec is owned) */
+    bool synced;          /* Certificate: decision holds a result */
+    bool issuer_ready;    /* Issuer */
+    bool status_dirty;    /* Host */
+    bool served_mismatch; /* Host: the last comparison said MISMATCH */
+    /* Certificate: made due again while its step is in flight, or removed from the table
+     * meanwhile (freed when the job comes back). */
+    bool resync;
+    bool gone;
     char key[KEY_MAX];
     char ns[STORE_NS_MAX + 1];
     char name[STORE_NAME_MAX + 1];
     struct obj *next_in_bucket;
-    bool live; /* in the current snapshot */
     int64_t due;
     size_t heap_index;
     const struct aegis_resource *res;      /* in the current snapshot; NULL for an implicit one */
     const struct aegis_resource *prev_res; /* res in the snapshot before (while adopting) */
     /* Certificate */
-    bool implicit;
     struct aegis_certificate_spec implicit_spec; /* owned when implicit */
     struct certsync_state cs;
     struct decide_cert_result decision;
-    bool synced; /* decision holds a result */
     /* Issuer */
-    bool issuer_ready;
     char issuer_message[AEGIS_ERR_MSG_MAX];
     struct aegis_issuer_status issuer_status;
     /* Host */
     struct aegis_host_status host_status;
-    struct served_state served; /* issued against served (served.h) */
-    bool status_dirty;
+    struct served_state served;              /* issued against served (served.h) */
     char served_issued[PKI_SERIAL_HEX_SIZE]; /* the serial rendered for the Host; "": none */
     char served_cert[256];                   /* the Certificate rendered for the Host; "": none */
-    bool served_mismatch;                    /* the last comparison said MISMATCH */
-    /* Certificate: its step in flight on the pool (the object outlives it), made due again
-     * meanwhile, or removed from the table meanwhile (freed when the job comes back). */
+    /* Certificate: its step in flight on the pool (the object outlives it). */
     struct cert_job *job;
-    bool resync;
-    bool gone;
     /* Certificate: what the renderer read from the store last (render_cache_*): plain PEM in
      * memory only, wiped when dropped. */
     char *cache_chain, *cache_key;

@@ -11,10 +11,10 @@
 #include "issuer/selfsigned.h"
 
 const struct issuer_ops *const issuer_registry[] = {
-    &issuer_acme_ops,
-    &issuer_ca_ops,
-    &issuer_cloudflare_origin_ca_ops,
-    &issuer_selfsigned_ops,
+    &issuer_acme_ops,                 /* acme.c */
+    &issuer_ca_ops,                   /* ca.c */
+    &issuer_cloudflare_origin_ca_ops, /* cloudflare_origin.c */
+    &issuer_selfsigned_ops,           /* selfsigned.c */
     NULL,
 };
 
