@@ -13,7 +13,8 @@
 # - The API down: the failure is in the status, the certificate is issued once it is back.
 # - A 429 with Retry-After: waited for, then issued.
 # - revokeOnDelete: removing the Certificate revokes its certificate and deletes the record.
-# - ACME DNS-01 through the Cloudflare provider: a wildcard certificate from Pebble; the TXT
+# - ACME DNS-01 through the Cloudflare provider (API token; and the global key with email): a
+#   wildcard certificate from Pebble; the TXT
 #   records are deleted afterwards; a validation that fails (a zone whose records never reach
 #   the DNS) leaves no record either.
 #
@@ -40,6 +41,7 @@ TOKEN_SSL = "cf-token-ssl-0123456789abcdef"
 TOKEN_DNS = "cf-token-dns-0123456789abcdef"
 ORIGIN_KEY = "v1.0-0123456789abcdef-origin-ca-key"
 UNKNOWN_TOKEN = "cf-token-nobody-knows-this-one"
+GLOBAL_KEY = "0123456789abcdef0123456789abcdef01234"
 
 
 def origin_issuer(name, url, auth, extra=""):
@@ -53,7 +55,8 @@ spec:
 {extra}"""
 
 
-def acme_cf_issuer(name, port, url, zone):
+def acme_cf_issuer(name, port, url, zone,
+                   auth="apiTokenSecretRef: {name: cf, key: dns-token}"):
     return f"""apiVersion: aegis.dev/v1alpha1
 kind: Issuer
 metadata: {{name: {name}}}
@@ -65,7 +68,7 @@ spec:
     solvers:
       - dns01:
           cloudflare:
-            apiTokenSecretRef: {{name: cf, key: dns-token}}
+            {auth}
             apiURL: {url}
         selector: {{dnsZones: [{zone}]}}
 """
@@ -123,9 +126,11 @@ def main():
     api.tokens[TOKEN_SSL] = {"ssl"}
     api.tokens[TOKEN_DNS] = {"dns", "zone"}
     api.service_keys.add(ORIGIN_KEY)
+    api.global_keys["ops@example.test"] = GLOBAL_KEY
     api.add_zone("shop.test")
     dns_zone = api.add_zone("dns.test")
     fail_zone = api.add_zone("fail.test", push=False)
+    key_zone = api.add_zone("key.test")
     url = f"http://127.0.0.1:{api.start()}/client/v4"
     with open(path("cf-ca.pem"), "w") as f:
         f.write(api.ca_pem())
@@ -144,6 +149,7 @@ def main():
     write("state/secrets/default/cf/origin-key", ORIGIN_KEY)
     write("state/secrets/default/cf/dns-token", TOKEN_DNS)
     write("state/secrets/default/cf/unknown", UNKNOWN_TOKEN)
+    write("state/secrets/default/cf/global-key", GLOBAL_KEY)
 
     token = "apiTokenSecretRef: {name: cf, key: token}"
     write("res/issuers.yaml", "---\n".join([
@@ -157,6 +163,9 @@ def main():
                       "    revokeOnDelete: true\n"),
         acme_cf_issuer("acme-cf", port, url, "dns.test"),
         acme_cf_issuer("acme-cf-fail", port, url, "fail.test"),
+        acme_cf_issuer("acme-cf-key", port, url, "key.test",
+                       "apiKeySecretRef: {name: cf, key: global-key}\n"
+                       "            email: ops@example.test"),
     ]))
     write("res/certs.yaml", "---\n".join([
         cert_yaml("origin-rsa", "cf-token", ["shop.test", "*.shop.test"]),
@@ -166,6 +175,7 @@ def main():
         cert_yaml("late", "cf-late", ["www.late.test"]),
         cert_yaml("wild", "acme-cf", ["dns.test", "*.dns.test"]),
         cert_yaml("acme-fail", "acme-cf-fail", ["www.fail.test"]),
+        cert_yaml("keyauth", "acme-cf-key", ["key.test"]),
     ]))
     write("res/revoke.yaml", cert_yaml("revoke-me", "cf-revoke", ["gone.shop.test"]))
     p, log = start_controller("controller", hp, hs, "--http-listen", f"127.0.0.1:{mport}")
@@ -240,6 +250,13 @@ def main():
            len(dels) == 1, "a failed DNS-01 validation: Ready=False and its TXT record deleted",
            [c, failure("acme-fail"), left, posts, dels])
 
+    c = wait_ready("keyauth", timeout=60)
+    gk = [r for r in api.requests if r[2] == "global-key" and f"/zones/{key_zone}/" in r[1]]
+    result(c is not None and c["status"] == "True" and len(gk) >= 2 and
+           api.records_of("key.test") == [],
+           "DNS-01 with the global API key and email (X-Auth-Email/X-Auth-Key), cleaned up",
+           [c, failure("keyauth"), gk])
+
     # ---- 429 with Retry-After
     api.throttle = 1
     write("res/throttled.yaml", cert_yaml("throttled", "cf-token", ["t.shop.test"]))
@@ -282,7 +299,8 @@ def main():
     rc, text = stop(p, log)
     result(rc == 0 and no_sanitizer_report(text), "the controller stops cleanly, no sanitizer "
            "report", [text[-3000:]])
-    secrets_seen = [s for s in (TOKEN_SSL, TOKEN_DNS, ORIGIN_KEY, UNKNOWN_TOKEN) if s in text]
+    secrets_seen = [s for s in (TOKEN_SSL, TOKEN_DNS, ORIGIN_KEY, UNKNOWN_TOKEN, GLOBAL_KEY)
+                    if s in text]
     result(not secrets_seen and "PRIVATE KEY" not in text,
            "no token, Origin CA key or private key in the log", [secrets_seen])
     api.down()
