@@ -683,6 +683,13 @@ static const struct api_field cloudflare_origin_ca_issuer_fields[] = {
         .default_yaml = "\"https://api.cloudflare.com/client/v4\"",
         .description = "Base URL of the Cloudflare API.",
     },
+    {
+        .name = "revokeOnDelete",
+        .kind = API_BOOL,
+        .offset = offsetof(struct aegis_cloudflare_origin_ca_issuer, revoke_on_delete),
+        .default_yaml = "false",
+        .description = "Revoke a certificate at Cloudflare when its Certificate is deleted.",
+    },
 };
 static const struct api_rule cloudflare_origin_ca_issuer_rules[] = {
     /* exactly one of apiTokenSecretRef or originCAKeySecretRef is required */
@@ -698,7 +705,7 @@ const struct api_type api_t_cloudflare_origin_ca_issuer = {
     .name = "CloudflareOriginCAIssuer",
     .size = sizeof(struct aegis_cloudflare_origin_ca_issuer),
     .fields = cloudflare_origin_ca_issuer_fields,
-    .n_fields = 6,
+    .n_fields = 7,
     .rules = cloudflare_origin_ca_issuer_rules,
     .n_rules = 1,
 };

@@ -26,6 +26,7 @@
 #include "aegis/alloc.h"
 #include "aegis/promtext.h"
 #include "issuer/acme_client.h"
+#include "issuer/cloudflare_api.h"
 #include "issuer/issuer.h"
 #include "reconcile.h"
 
@@ -655,6 +656,7 @@ char *cmetrics_render(int64_t now, size_t *len)
     pthread_mutex_unlock(&reg.lock);
     free(v);
     acme_client_metrics_render(&b); /* its own lock */
+    cf_api_metrics_render(&b);      /* its own lock */
     aegis_prom_family(&b, "aegis_controller_healthy", "gauge",
                       "1 while the reconcile loop runs (it beat within the last 30 s).");
     aegis_textbuf_printf(&b, "aegis_controller_healthy %d\n", cmetrics_healthy(now) ? 1 : 0);

@@ -26,6 +26,7 @@
 #include "decide.h"
 #include "issuer/ca.h"
 #include "issuer/issuer.h"
+#include "revoker.h"
 #include "secret.h"
 #include "served.h"
 #include "status.h"
@@ -51,37 +52,39 @@ const char *const reconcile_kind_names[RECONCILE_KIND_COUNT] = {"Issuer", "Certi
 
 struct obj {
     enum obj_kind kind;
+    /* The flags first, together: scattered between pointers each would cost 7 bytes of padding. */
+    bool live;            /* in the current snapshot */
+    bool implicit;        /* Certificate: made for a Host (implicit_spec is owned) */
+    bool synced;          /* Certificate: decision holds a result */
+    bool issuer_ready;    /* Issuer */
+    bool status_dirty;    /* on r->dirty: the status changed since it was written */
+    bool served_mismatch; /* Host: the last comparison said MISMATCH */
+    /* Certificate: made due again while its step is in flight, or removed from the table
+     * meanwhile (freed when the job comes back). */
+    bool resync;
+    bool gone;
     char key[KEY_MAX];
     char ns[STORE_NS_MAX + 1];
     char name[STORE_NAME_MAX + 1];
     struct obj *next_in_bucket;
-    bool live; /* in the current snapshot */
     int64_t due;
     size_t heap_index;
     const struct aegis_resource *res;      /* in the current snapshot; NULL for an implicit one */
     const struct aegis_resource *prev_res; /* res in the snapshot before (while adopting) */
     /* Certificate */
-    bool implicit;
     struct aegis_certificate_spec implicit_spec; /* owned when implicit */
     struct certsync_state cs;
     struct decide_cert_result decision;
-    bool synced; /* decision holds a result */
     /* Issuer */
-    bool issuer_ready;
     char issuer_message[AEGIS_ERR_MSG_MAX];
     struct aegis_issuer_status issuer_status;
     /* Host */
     struct aegis_host_status host_status;
-    struct served_state served; /* issued against served (served.h) */
-    bool status_dirty;
+    struct served_state served;              /* issued against served (served.h) */
     char served_issued[PKI_SERIAL_HEX_SIZE]; /* the serial rendered for the Host; "": none */
     char served_cert[256];                   /* the Certificate rendered for the Host; "": none */
-    bool served_mismatch;                    /* the last comparison said MISMATCH */
-    /* Certificate: its step in flight on the pool (the object outlives it), made due again
-     * meanwhile, or removed from the table meanwhile (freed when the job comes back). */
+    /* Certificate: its step in flight on the pool (the object outlives it). */
     struct cert_job *job;
-    bool resync;
-    bool gone;
     /* Certificate: what the renderer read from the store last (render_cache_*): plain PEM in
      * memory only, wiped when dropped. */
     char *cache_chain, *cache_key;
@@ -106,6 +109,7 @@ struct reconciler {
     size_t served_mismatch;       /* Hosts whose served certificate lastingly differs (served.h) */
     uint64_t challenges_rendered; /* the challenge set's version in the last render */
     struct workpool *pool;        /* NULL: Certificates are synced on the step's thread */
+    struct revoker *revoker;      /* revokeOnDelete of deleted Certificates (revoker.h) */
     /* Objects whose status changed since it was last written (each once: o->status_dirty), so
      * that a step writes them without a walk over 10,000 objects. */
     struct obj **dirty;
@@ -562,6 +566,11 @@ static void adopt_snapshot(struct reconciler *r, int64_t now)
             }
             *link = o->next_in_bucket;
             heap_remove(r, o);
+            if (o->kind == OBJ_CERTIFICATE && (o->implicit || o->prev_res != NULL))
+                revoker_certificate_removed(
+                    r->revoker, o->ns, o->name,
+                    o->implicit ? &o->implicit_spec : &o->prev_res->spec.certificate, set,
+                    old != NULL ? watch_snapshot_resources(old) : NULL);
             observe(r, o, true);
             if (r->opts.status_dir != NULL) {
                 char *path = status_path(r, o);
@@ -1063,6 +1072,7 @@ int reconcile_new(const struct reconcile_opts *opts, struct reconciler **out, st
         free(r);
         return -AEGIS_E_INVALID;
     }
+    r->revoker = revoker_new(r->opts.store, r->opts.secrets_dir);
     *out = r;
     return 0;
 }
@@ -1073,6 +1083,7 @@ void reconcile_free(struct reconciler *r)
         return;
     /* First the jobs: they point at objects, and objects removed meanwhile are theirs to free. */
     workpool_free(r->pool, drop_job, NULL);
+    revoker_free(r->revoker);
     for (size_t b = 0; b < r->n_buckets; b++) {
         struct obj *o = r->buckets[b], *next;
 

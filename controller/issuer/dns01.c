@@ -11,7 +11,7 @@
 
 const struct dns01_provider_ops *const dns01_registry[] = {
     &dns01_exec_ops,
-    /* &dns01_cloudflare_ops: issue 7 */
+    &dns01_cloudflare_ops,
     NULL,
 };
 

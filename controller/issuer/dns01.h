@@ -36,6 +36,8 @@ struct dns01_provider_ops {
 extern const struct dns01_provider_ops *const dns01_registry[];
 /* The exec provider (dns01_exec.c). */
 extern const struct dns01_provider_ops dns01_exec_ops;
+/* The Cloudflare provider (dns01_cloudflare.c). */
+extern const struct dns01_provider_ops dns01_cloudflare_ops;
 
 /* The provider for spec, or -AEGIS_E_UNSUPPORTED with a message naming the missing one. */
 int dns01_for_spec(const struct aegis_acme_solver_dns01 *spec,

@@ -7,21 +7,15 @@
 
 #include "issuer/acme.h"
 #include "issuer/ca.h"
+#include "issuer/cloudflare_origin.h"
 #include "issuer/selfsigned.h"
 
 const struct issuer_ops *const issuer_registry[] = {
-    &issuer_acme_ops,
-    &issuer_ca_ops,
-    &issuer_selfsigned_ops,
+    &issuer_acme_ops,                 /* acme.c */
+    &issuer_ca_ops,                   /* ca.c */
+    &issuer_cloudflare_origin_ca_ops, /* cloudflare_origin.c */
+    &issuer_selfsigned_ops,           /* selfsigned.c */
     NULL,
-};
-
-/* Issuer kinds of the API that have no implementation yet, for a clear message. */
-static const struct {
-    int spec_field;
-    const char *name;
-} issuer_planned[] = {
-    {API_F_ISSUER_SPEC_CLOUDFLARE_ORIGIN_CA, "cloudflareOriginCA"},
 };
 
 const struct issuer_ops *issuer_override;
@@ -37,11 +31,6 @@ int issuer_for_spec(const struct aegis_issuer_spec *spec, const struct issuer_op
             *ops = issuer_registry[i];
             return 0;
         }
-    for (size_t i = 0; i < sizeof(issuer_planned) / sizeof(issuer_planned[0]); i++)
-        if (API_HAS(spec, issuer_planned[i].spec_field))
-            return aegis_err_set(err, -AEGIS_E_UNSUPPORTED, "spec",
-                                 "the %s issuer is not available in this version of Aegis",
-                                 issuer_planned[i].name);
     return aegis_err_set(err, -AEGIS_E_INVALID, "spec",
                          "the Issuer names no kind: give one of acme, cloudflareOriginCA, ca, "
                          "selfSigned");

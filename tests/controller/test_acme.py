@@ -28,143 +28,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "dataplane"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dptest import (CONTROLLER, DATAPLANE, free_port, no_sanitizer_report, parse_metrics,  # noqa
-                    path, result, run, scrape, start_controller, start_upstream, stop, summary,
-                    track)
-
-PEBBLE = "/usr/bin/pebble"
-CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
-EAB_KID = "kid-1"
-EAB_HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
-
-
-def write(rel, text, mode=None):
-    p = path(rel)
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    with open(p + ".tmp", "w") as f:
-        f.write(text)
-    if mode:
-        os.chmod(p + ".tmp", mode)
-    os.rename(p + ".tmp", p)
-
-
-def wait_port(port, timeout=10):
-    import socket
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def start_challtestsrv():
-    dns, mgmt = free_port(), free_port()
-    log = open(path("challtestsrv.log"), "w+")
-    p = track(subprocess.Popen(
-        [CHALLTESTSRV, "-dns01", f"127.0.0.1:{dns}", "-management", f"127.0.0.1:{mgmt}",
-         "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1",
-         "-defaultIPv6", ""], stdout=log, stderr=subprocess.STDOUT))
-    if not wait_port(mgmt):
-        sys.exit("pebble-challtestsrv did not start")
-    return p, dns, mgmt
-
-
-def start_pebble(name, http_port, dns, env=None, eab=False):
-    """A Pebble with its own TLS certificate; returns (process, acme port, mgmt port, log)."""
-    port, mgmt = free_port(), free_port()
-    cfg = {"pebble": {"listenAddress": f"127.0.0.1:{port}",
-                      "managementListenAddress": f"127.0.0.1:{mgmt}",
-                      "certificate": path("pebble.crt"), "privateKey": path("pebble.key"),
-                      "httpPort": http_port, "tlsPort": free_port(),
-                      "ocspResponderURL": "", "externalAccountBindingRequired": eab}}
-    if eab:
-        cfg["pebble"]["externalAccountMACKeys"] = {EAB_KID: EAB_HMAC}
-    write(f"{name}.json", json.dumps(cfg))
-    e = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0",
-             PEBBLE_AUTHZREUSE="0")
-    e.update(env or {})
-    log = open(path(f"{name}.log"), "w+")
-    p = track(subprocess.Popen([PEBBLE, "-config", path(f"{name}.json"), "-dnsserver",
-                                f"127.0.0.1:{dns}"], stdout=log, stderr=subprocess.STDOUT, env=e))
-    if not wait_port(port):
-        sys.exit(f"{name} did not start")
-    return p, port, mgmt, log
-
-
-def issuer_yaml(name, port, solvers, extra=""):
-    return f"""apiVersion: aegis.dev/v1alpha1
-kind: Issuer
-metadata: {{name: {name}}}
-spec:
-  acme:
-    server: https://127.0.0.1:{port}/dir
-    email: ops@example.test
-    caBundle: {{file: {path("pebble.crt")}}}
-{extra}    solvers:
-{solvers}"""
-
-
-def cert_yaml(name, issuer, names):
-    return f"""apiVersion: aegis.dev/v1alpha1
-kind: Certificate
-metadata: {{name: {name}}}
-spec:
-  issuerRef: {{name: {issuer}}}
-  dnsNames: {json.dumps(names)}
-"""
-
-
-def status(kind, name):
-    try:
-        with open(path(f"state/status/{kind}/default/{name}.json")) as f:
-            return json.load(f)["status"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def ready(name):
-    st = status("Certificate", name) or {}
-    for c in st.get("conditions", []):
-        if c["type"] == "Ready":
-            return c
-    return None
-
-
-def failure(name):
-    """The message of the Issuing condition (where a failed attempt says why)."""
-    for c in (status("Certificate", name) or {}).get("conditions", []):
-        if c["type"] == "Issuing":
-            return c.get("message", "")
-    return ""
-
-
-def wait_ready(name, want="True", timeout=40):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        c = ready(name)
-        if c is not None and c["status"] == want:
-            return c
-        time.sleep(0.2)
-    return ready(name)
-
-
-def stored_names(name):
-    """The dnsNames of the stored certificate (the store's public metadata)."""
-    try:
-        with open(path(f"state/store/certificate/default/{name}/current.json")) as f:
-            return json.load(f)["meta"]["dnsNames"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def pebble_root(mgmt, index=0):
-    r = run(["curl", "-sS", "--max-time", "5", "--cacert", path("pebble.crt"),
-             f"https://127.0.0.1:{mgmt}/roots/{index}"])
-    return r.stdout.decode()
-
+                    path, result, run, scrape, start_controller, start_upstream, stop, summary)
+from acmetest import (CHALLTESTSRV, EAB_HMAC, EAB_KID, PEBBLE, cert_yaml, failure,  # noqa
+                      issuer_yaml, make_pebble_cert, pebble_root, start_challtestsrv,
+                      start_pebble, status, stored_names, wait_ready, write)
 
 def subject_cn(pem):
     r = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "multiline"],
@@ -229,9 +98,7 @@ def main():
     for binary in (CONTROLLER, DATAPLANE, PEBBLE, CHALLTESTSRV):
         if not os.access(binary, os.X_OK):
             sys.exit(f"{binary} is missing (hack/deps.sh installs pebble)")
-    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "2", "-subj", "/CN=pebble", "-keyout", path("pebble.key"),
-         "-out", path("pebble.crt"), "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+    make_pebble_cert()
     upstream = start_upstream()
     hp, hs, api = free_port(), free_port(), free_port()
     cts, dns, cmgmt = start_challtestsrv()

@@ -395,6 +395,8 @@ struct aegis_cloudflare_origin_ca_issuer {
     char *zone_id;
     /* Base URL of the Cloudflare API. */
     char *api_url;
+    /* Revoke a certificate at Cloudflare when its Certificate is deleted. */
+    bool revoke_on_delete;
 };
 enum {
     API_F_CLOUDFLARE_ORIGIN_CA_ISSUER_API_TOKEN_SECRET_REF = 0,
@@ -403,6 +405,7 @@ enum {
     API_F_CLOUDFLARE_ORIGIN_CA_ISSUER_REQUESTED_VALIDITY = 3,
     API_F_CLOUDFLARE_ORIGIN_CA_ISSUER_ZONE_ID = 4,
     API_F_CLOUDFLARE_ORIGIN_CA_ISSUER_API_URL = 5,
+    API_F_CLOUDFLARE_ORIGIN_CA_ISSUER_REVOKE_ON_DELETE = 6,
 };
 extern const struct api_type api_t_cloudflare_origin_ca_issuer;
 

@@ -214,7 +214,7 @@ static void test_issuer_problems(void)
     store_meta_dispose(&m);
     resource_set_dispose(&r.set);
 
-    /* An Issuer kind without an implementation here fails like a refusing CA would. */
+    /* An Issuer that cannot issue (its secret is missing) fails like a refusing CA would. */
     res_load(&r, "---\napiVersion: aegis.dev/v1alpha1\nkind: Issuer\nmetadata: {name: local}\n"
                  "spec: {cloudflareOriginCA: {apiTokenSecretRef: {name: cf, key: token}}}\n" CERT(
                      "{issuerRef: {name: local}, dnsNames: [app.test]}"));
