@@ -35,11 +35,31 @@ workdir = tempfile.mkdtemp(prefix="aegis-dp-test.")
 counts = {"n": 0, "passed": 0, "failed": 0}
 
 
+def strays():
+    """Processes still running with the work directory on their command line: a supervised
+    dataplane whose controller was killed, say (it runs in a process group of its own)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and int(d) != os.getpid():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if workdir.encode() in f.read():
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
 def cleanup():
     for p in procs:
         if p.poll() is None:
             p.kill()
             p.wait()
+    for pid in strays():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     if not os.environ.get("AEGIS_KEEP_TEST_DIR"):
         shutil.rmtree(workdir, ignore_errors=True)
 
