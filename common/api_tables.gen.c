@@ -234,7 +234,8 @@ static const struct api_field pem_source_fields[] = {
         .kind = API_STRING,
         .offset = offsetof(struct aegis_pem_source, file),
         .format = AEGIS_FMT_FILE_PATH,
-        .description = "Path of a PEM file, read by the controller.",
+        .description = "Path of a PEM file, read by the controller; a relative path is relative to "
+                       "the directory of the YAML file that names it.",
     },
     {
         .name = "secretRef",
@@ -274,7 +275,8 @@ static const struct api_field file_or_secret_fields[] = {
         .kind = API_STRING,
         .offset = offsetof(struct aegis_file_or_secret, file),
         .format = AEGIS_FMT_FILE_PATH,
-        .description = "Path of the file, read by the controller.",
+        .description = "Path of the file, read by the controller; a relative path is relative to "
+                       "the directory of the YAML file that names it.",
     },
     {
         .name = "secretRef",

@@ -262,6 +262,39 @@ static bool check_envelope(const struct aegis_ynode *root, const struct api_ctx 
     return kind_known;
 }
 
+/*
+ * A relative `file:` path (every string of format file-path) names a neighbour of the YAML file
+ * that holds it - a repository keeps a certificate next to the resource that uses it - so it is
+ * anchored to the file's directory at load time instead of depending on the controller's working
+ * directory. The directory is taken as written (through a swapped GitOps symlink, say), not
+ * resolved, so the path follows a swap.
+ */
+static void anchor_paths(const struct api_type *t, void *obj, const char *dir, int dir_len)
+{
+    for (size_t i = 0; i < t->n_fields; i++) {
+        const struct api_field *f = &t->fields[i];
+        char *member = (char *)obj + f->offset;
+
+        if (f->kind == API_STRING && f->format == AEGIS_FMT_FILE_PATH) {
+            char **s = (char **)(void *)member;
+
+            if (*s != NULL && (*s)[0] != '/' && (*s)[0] != '\0') {
+                char *anchored = aegis_asprintf("%.*s/%s", dir_len, dir, *s);
+
+                free(*s);
+                *s = anchored;
+            }
+        } else if (f->kind == API_OBJECT) {
+            anchor_paths(f->ref, member, dir, dir_len);
+        } else if (f->kind == API_LIST_OBJECT) {
+            const struct api_list *l = (const struct api_list *)(void *)member;
+
+            for (size_t k = 0; k < l->n; k++)
+                anchor_paths(f->ref, (char *)l->v + k * f->ref->size, dir, dir_len);
+        }
+    }
+}
+
 static unsigned load_doc(struct aegis_resource_set *set, const char *file,
                          const struct aegis_ydoc *doc, struct aegis_diags *diags)
 {
@@ -327,6 +360,8 @@ static unsigned load_doc(struct aegis_resource_set *set, const char *file,
         nerr += host_semantics(&r->spec.host, spec, &ctx);
     }
 
+    if (nerr == 0 && strrchr(file, '/') != NULL)
+        anchor_paths(kind_tables[kind], &r->spec, file, (int)(strrchr(file, '/') - file));
     if (nerr != 0) {
         if (ctx.name != NULL)
             add_ghost(set, kind, ctx.ns, ctx.name);

@@ -192,7 +192,10 @@ struct aegis_pem_source {
     uint64_t present; /* bit API_F_PEM_SOURCE_* set: given or defaulted */
     /* Inline PEM text. */
     char *pem;
-    /* Path of a PEM file, read by the controller. */
+    /*
+     * Path of a PEM file, read by the controller; a relative path is relative to the directory of
+     * the YAML file that names it.
+     */
     char *file;
     /* A Secret key holding PEM text. */
     struct aegis_secret_key_selector secret_ref;
@@ -208,7 +211,10 @@ extern const struct api_type api_t_pem_source;
 struct aegis_file_or_secret {
     struct aegis_mark mark;
     uint64_t present; /* bit API_F_FILE_OR_SECRET_* set: given or defaulted */
-    /* Path of the file, read by the controller. */
+    /*
+     * Path of the file, read by the controller; a relative path is relative to the directory of the
+     * YAML file that names it.
+     */
     char *file;
     /* A Secret key holding the data. */
     struct aegis_secret_key_selector secret_ref;

@@ -341,6 +341,42 @@ static void test_valid_fixtures(void)
     }
 }
 
+/* Relative file: paths are the YAML file's neighbours; absolute ones stay as written. */
+static void test_file_paths_anchored(void)
+{
+    struct aegis_resource_set set;
+    struct aegis_diags d;
+    const char *yaml =
+        "apiVersion: aegis.dev/v1alpha1\nkind: Certificate\nmetadata: {name: a}\n"
+        "spec: {dnsNames: [a.test], custom: {certificate: {file: certs/a.crt}, "
+        "privateKey: {file: /etc/aegis/a.key}}}\n"
+        "---\napiVersion: aegis.dev/v1alpha1\nkind: Host\nmetadata: {name: h}\n"
+        "spec: {hostnames: [h.test], upstreams: [{url: 'https://10.0.0.1'}], tls: {mode: none},"
+        " upstreamTLS: {enabled: true, caCertificate: {file: ca.pem}}}\n";
+    const struct aegis_resource *c, *h;
+
+    resource_set_init(&set);
+    aegis_diags_init(&d);
+    resource_load_buffer(&set, "repo/site/app.yaml", yaml, strlen(yaml), &d);
+    c = set.n == 2 ? set.v[0] : NULL;
+    h = set.n == 2 ? set.v[1] : NULL;
+    CHECK(c != NULL && h != NULL, "both documents load");
+    if (c != NULL && h != NULL) {
+        CHECK_STR(c->spec.certificate.custom.certificate.file, "repo/site/certs/a.crt",
+                  "a relative path is anchored to the YAML file's directory");
+        CHECK_STR(c->spec.certificate.custom.private_key.file, "/etc/aegis/a.key",
+                  "an absolute path stays as written");
+        CHECK_STR(h->spec.host.upstream_tls.ca_certificate.file, "repo/site/ca.pem",
+                  "... in every field of that format, nested ones too");
+    }
+    done(&set, &d);
+    load(&set, &d, yaml);
+    CHECK(set.n == 2 && strcmp(set.v[0]->spec.certificate.custom.certificate.file,
+                               "certs/a.crt") == 0,
+          "a file named without a directory leaves paths relative to the working directory");
+    done(&set, &d);
+}
+
 int main(void)
 {
     test_decoded_values_and_defaults();
@@ -348,5 +384,6 @@ int main(void)
     test_set_checks();
     test_valid_fixtures();
     test_invalid_fixtures();
+    test_file_paths_anchored();
     return check_done();
 }
