@@ -368,7 +368,13 @@ static void cert_conditions(struct aegis_certificate_status *st, const struct st
                              decide_reason_names[d->trigger], msg, gen, now);
 
     /* Issuing, as cert-manager's: True while a certificate is being obtained. */
-    if (d->issue || d->reason == DECIDE_REASON_WAITING_FOR_CERTIFICATE)
+    if (d->issue && in->pending_message != NULL && in->pending_message[0] != '\0') {
+        /* An issuer that is still working says what it waits for (order pending, rate limited
+         * until T, DNS propagation ...): that is what a user watching the status wants to see. */
+        snprintf(msg, sizeof(msg), "%s; %s", text, in->pending_message);
+        status_condition_set(v, n, STATUS_CONDITION_ISSUING, AEGIS_CONDITION_STATUS_TRUE,
+                             decide_reason_names[d->trigger], msg, gen, now);
+    } else if (d->issue || d->reason == DECIDE_REASON_WAITING_FOR_CERTIFICATE)
         status_condition_set(v, n, STATUS_CONDITION_ISSUING, AEGIS_CONDITION_STATUS_TRUE,
                              decide_reason_names[d->trigger], text, gen, now);
     else if (d->reason == DECIDE_REASON_BACKOFF_ACTIVE)
