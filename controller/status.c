@@ -300,6 +300,9 @@ static void trigger_text(const struct decide_cert_result *d, const struct store_
         snprintf(buf, size, "%s expired at %s%s", what, mtime(m->not_after, t1),
                  d->supplied ? "; supply a new one" : "");
         return;
+    case DECIDE_REASON_REVOKED:
+        snprintf(buf, size, "the certificate was revoked (aegisctl certificate revoke)");
+        break;
     case DECIDE_REASON_RENEWING:
         snprintf(buf, size, "renewal time %s reached; the certificate is valid until %s",
                  mtime(d->renewal_time, t1), mtime(m->not_after, t2));

@@ -807,4 +807,5 @@ const struct issuer_ops issuer_acme_ops = {
     .spec_field = API_F_ISSUER_SPEC_ACME,
     .check = acme_check,
     .issue = acme_issue,
+    .revoke = acme__revoke,
 };

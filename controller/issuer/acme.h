@@ -33,6 +33,9 @@
 
 extern const struct issuer_ops issuer_acme_ops;
 
+/* issuer_acme_ops.revoke (acme_revoke.c): revokeCert signed with the Issuer's account key. */
+int acme__revoke(const struct issuer_revoke_request *req, struct aegis_err *err);
+
 /* Polling inside one issue() call: at most this long in total, this often. */
 #define ACME_POLL_BUDGET_MS 3000
 #define ACME_POLL_STEP_MS 200
