@@ -13,6 +13,12 @@
 # - preferredChain: with PEBBLE_ALTERNATE_ROOTS=1 the alternate chain to the named root is kept.
 # - A token that is not served: Ready=False with the CA's detail, backed off (attempts 1,
 #   nextRetryTime a minute ahead, no second order meanwhile).
+# - The Issuing condition says what a pending issuance waits for (the issuer's PENDING message).
+# - Renewal: a Pebble issuing for SHORT_LIFETIME seconds (certificateValidityPeriod); the Host's
+#   certificate is renewed two thirds in, the new one is served, and a client making TLS requests
+#   all along (verifying against Pebble's root) never fails.
+# - Revocation: aegisctl certificate revoke (keyCompromise); Pebble's management API reports the
+#   serial revoked, and after SIGHUP the controller issues a new certificate.
 # - Crash safety: the controller killed (-9) mid-order while Pebble is stopped (SIGSTOP); after the
 #   restart and SIGCONT the same order completes, Pebble saw one newOrder.
 #
@@ -22,20 +28,25 @@ import calendar
 import json
 import os
 import signal
+import ssl
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "dataplane"))
-from dptest import (CONTROLLER, DATAPLANE, free_port, no_sanitizer_report, parse_metrics,  # noqa
+from dptest import (AEGISCTL, CONTROLLER, DATAPLANE, free_port, no_sanitizer_report, parse_metrics,  # noqa
                     path, result, run, scrape, start_controller, start_upstream, stop, summary,
-                    track)
+                    track, wait_for)
 
 PEBBLE = "/usr/bin/pebble"
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
 EAB_KID = "kid-1"
 EAB_HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+# Certificates of the renewal Pebble live this long (seconds): renewed ~2/3 in.
+SHORT_LIFETIME = 33
 
 
 def write(rel, text, mode=None):
@@ -72,7 +83,7 @@ def start_challtestsrv():
     return p, dns, mgmt
 
 
-def start_pebble(name, http_port, dns, env=None, eab=False):
+def start_pebble(name, http_port, dns, env=None, eab=False, validity=None):
     """A Pebble with its own TLS certificate; returns (process, acme port, mgmt port, log)."""
     port, mgmt = free_port(), free_port()
     cfg = {"pebble": {"listenAddress": f"127.0.0.1:{port}",
@@ -82,6 +93,8 @@ def start_pebble(name, http_port, dns, env=None, eab=False):
                       "ocspResponderURL": "", "externalAccountBindingRequired": eab}}
     if eab:
         cfg["pebble"]["externalAccountMACKeys"] = {EAB_KID: EAB_HMAC}
+    if validity:
+        cfg["pebble"]["certificateValidityPeriod"] = validity
     write(f"{name}.json", json.dumps(cfg))
     e = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0",
              PEBBLE_AUTHZREUSE="0")
@@ -191,6 +204,50 @@ def chain_top_issuer(name):
     return ""
 
 
+def stored_serial(name):
+    try:
+        with open(path(f"state/store/certificate/default/{name}/current.json")) as f:
+            return json.load(f)["meta"]["serial"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def der_serial(der):
+    r = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input=der,
+                       capture_output=True)
+    return r.stdout.decode().strip().split("=", 1)[-1].upper()
+
+
+class TLSClient(threading.Thread):
+    """Makes HTTPS requests to host through the dataplane in a loop, verifying the chain against
+    root; counts failures and records the leaf of every handshake."""
+
+    def __init__(self, port, host, root):
+        super().__init__(daemon=True)
+        self.port, self.host = port, host
+        self.ctx = ssl.create_default_context(cafile=root)
+        self.stop = threading.Event()
+        self.ok, self.failures, self.leaves = 0, [], []
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw:
+                    with self.ctx.wrap_socket(raw, server_hostname=self.host) as t:
+                        der = t.getpeercert(binary_form=True)
+                        t.sendall(f"GET / HTTP/1.1\r\nHost: {self.host}\r\n"
+                                  "Connection: close\r\n\r\n".encode())
+                        head = t.recv(64)
+                        if not head.startswith(b"HTTP/1.1 200"):
+                            raise OSError(f"answer {head!r}")
+                if not self.leaves or self.leaves[-1] != der:
+                    self.leaves.append(der)
+                self.ok += 1
+            except (OSError, ssl.SSLError) as e:
+                self.failures.append(f"{time.time():.1f}: {e}")
+            time.sleep(0.05)
+
+
 def children(pid):
     out = []
     for d in os.listdir("/proc"):
@@ -246,6 +303,7 @@ def main():
     peb_alt, port_alt, pmgmt_alt, _ = start_pebble("pebble-alt", hp, dns,
                                                    env={"PEBBLE_ALTERNATE_ROOTS": "1"})
     alt_cn = subject_cn(pebble_root(pmgmt_alt, 1))
+    peb_s, port_s, pmgmt_s, _ = start_pebble("pebble-short", hp, dns, validity=SHORT_LIFETIME)
 
     hold, hold_started = path("hold"), path("hold.started")
     write("dns-hook.sh", HOLD_SCRIPT.format(hold=path("nohold"), started=path("dns.started"),
@@ -267,6 +325,7 @@ def main():
         issuer_yaml("pebble-eab-wrong", port_eab, http01, eab % "eab-wrong"),
         issuer_yaml("pebble-nonce", port_nr, http01),
         issuer_yaml("pebble-alt", port_alt, http01, f"    preferredChain: {alt_cn}\n"),
+        issuer_yaml("pebble-short", port_s, http01),
         issuer_yaml("pebble-resume", port_r,
                     f"      - dns01: {{exec: {{command: [{path('hold-hook.sh')}], "
                     "timeout: 60s}}\n"),
@@ -278,6 +337,14 @@ spec:
   hostnames: [web.test, www.web.test]
   upstreams: [{{url: "http://127.0.0.1:{upstream}"}}]
   tls: {{mode: acme, issuerRef: {{name: pebble}}}}
+---
+apiVersion: aegis.dev/v1alpha1
+kind: Host
+metadata: {{name: short}}
+spec:
+  hostnames: [short.test]
+  upstreams: [{{url: "http://127.0.0.1:{upstream}"}}]
+  tls: {{mode: acme, issuerRef: {{name: pebble-short}}}}
 """)
     write("res/certs.yaml", "---\n".join([
         cert_yaml("wild", "pebble", ["dns.test", "*.dns.test"]),
@@ -338,6 +405,52 @@ spec:
            "preferredChain takes the alternate chain leading to the named root",
            [c, top, alt_cn])
 
+    # ---- renewal: a short lifetime, renewed and served with no failed request
+    c = wait_ready("short-tls")
+    write("short-root.pem", pebble_root(pmgmt_s))
+    ok = wait_for(lambda: run(["curl", "-sS", "--max-time", "5", "--cacert",
+                               path("short-root.pem"), "--resolve",
+                               f"short.test:{hs}:127.0.0.1",
+                               f"https://short.test:{hs}/"]).returncode == 0)
+    first = stored_serial("short-tls")
+    client = TLSClient(hs, "short.test", path("short-root.pem"))
+    client.start()
+    deadline = time.time() + SHORT_LIFETIME + 20
+    while time.time() < deadline and len(client.leaves) < 2:
+        time.sleep(0.2)
+    time.sleep(1)
+    client.stop.set()
+    client.join()
+    served = [der_serial(d) for d in client.leaves]
+    now_stored = stored_serial("short-tls")
+    result(ok and c is not None and c["status"] == "True" and len(served) >= 2 and
+           served[0] == first and served[-1] == now_stored and now_stored != first,
+           f"a {SHORT_LIFETIME} s certificate is renewed and the new one served "
+           f"({' -> '.join(served)})", [c, first, now_stored, served])
+    result(not client.failures and client.ok > 10,
+           f"a client making TLS requests meanwhile saw no failure ({client.ok} requests)",
+           client.failures[:5])
+
+    # ---- revocation: aegisctl revokes at the CA, the controller re-issues on SIGHUP
+    serial = stored_serial("web-tls")
+    r = run([AEGISCTL, "certificate", "revoke", "web-tls", "--reason", "keyCompromise",
+             "--state-dir", path("state"), path("res")], timeout=30)
+    st = run(["curl", "-sS", "--max-time", "5", "--cacert", path("pebble.crt"),
+              f"https://127.0.0.1:{pmgmt}/cert-status-by-serial/{serial}"]).stdout.decode()
+    try:
+        revoked = json.loads(st).get("Status") == "Revoked"
+    except ValueError:
+        revoked = False
+    result(r.returncode == 0 and revoked,
+           f"aegisctl certificate revoke: Pebble reports serial {serial} revoked",
+           [r.stdout.decode(), r.stderr.decode(), st[:500]])
+    p.send_signal(signal.SIGHUP)
+    ok = wait_for(lambda: stored_serial("web-tls") not in (None, serial), timeout=30)
+    c = wait_ready("web-tls")
+    result(ok and c is not None and c["status"] == "True",
+           "after SIGHUP the controller issues a new certificate for the revoked one",
+           [c, serial, stored_serial("web-tls")])
+
     # ---- a token that is not served
     c = wait_ready("unserved", "False")
     st = status("Certificate", "unserved") or {}
@@ -371,7 +484,11 @@ spec:
     time.sleep(0.5)
     os.unlink(hold)
     p, log2 = start_controller("controller2", hp, hs, "--http-listen", f"127.0.0.1:{api}")
-    time.sleep(2)
+    # Pebble does not answer: the issuance is pending, and the Issuing condition says why.
+    base = "no certificate has been issued yet"
+    ok = wait_for(lambda: failure("resume").startswith(base + "; "), timeout=30)
+    result(ok, "while the CA does not answer, the Issuing condition says what is awaited",
+           [failure("resume")])
     peb_r.send_signal(signal.SIGCONT)
     c = wait_ready("resume", timeout=60)
     orders = count_in(rlog, "/order-plz") - orders_before
@@ -385,7 +502,7 @@ spec:
            "the controller stops cleanly, no sanitizer report", [text[-3000:]])
     result("PRIVATE KEY" not in text + text1 and EAB_HMAC not in text + text1,
            "no private key or EAB HMAC key in the logs", [])
-    for proc in (peb, peb_eab, peb_nr, peb_r, peb_alt, cts):
+    for proc in (peb, peb_eab, peb_nr, peb_r, peb_alt, peb_s, cts):
         proc.terminate()
         proc.wait()
     return summary(started)
