@@ -25,6 +25,7 @@
 #include "issuer/acme_jws.h"
 #include "issuer/acme_solver.h"
 #include "issuer/dns01.h"
+#include "issuer/dns01_propagation.h"
 
 #define HAS(obj, field) (((obj)->present >> (field)) & 1u)
 #define WHERE "acme"
@@ -44,6 +45,7 @@ struct run {
     char digest[2 * SHA256_DIGEST_LENGTH + 1];
     int64_t deadline_ms; /* polling budget (monotonic) */
     int64_t retry_at;    /* the latest Retry-After seen */
+    char wait_msg[256];  /* what a STEP_WAIT_DNS waits for */
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -348,9 +350,9 @@ static int present(struct run *r, const char *authz_url, size_t solver, const ch
         rc = ops->present(&rec, err);
         if (rc == 0) {
             json_array_append_new(json_object_get(r->st, "presented"),
-                                  json_pack("{s:s, s:s, s:s, s:s, s:I}", "authz", authz_url, "type",
-                                            type, "fqdn", fqdn, "value", value, "solver",
-                                            (json_int_t)solver));
+                                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "authz", authz_url,
+                                            "type", type, "fqdn", fqdn, "value", value, "solver",
+                                            (json_int_t)solver, "at", (json_int_t)r->req->now));
             rc = save(r, err);
         } else {
             r->res->reason = ISSUER_REASON_REJECTED;
@@ -360,7 +362,42 @@ static int present(struct run *r, const char *authz_url, size_t solver, const ch
     return rc;
 }
 
-enum step { STEP_DONE, STEP_WAIT, STEP_WAIT_PUBLISH };
+enum step { STEP_DONE, STEP_WAIT, STEP_WAIT_DNS, STEP_WAIT_PUBLISH };
+
+/*
+ * DNS-01: whether the CA may be told to validate - the record is visible at the solver's
+ * nameservers, or propagationTimeout (0: no check) has passed since it was presented, when the
+ * CA is asked anyway (its resolvers may see what ours do not, e.g. split-horizon DNS). Otherwise
+ * r->wait_msg says what is awaited. One query per call: the order comes back PENDING.
+ */
+static bool dns_visible(struct run *r, const char *authz_url, size_t solver)
+{
+    const struct aegis_acme_solver_dns01 *d = &r->req->issuer->acme.solvers.v[solver].dns01;
+    const json_t *p = presented(r->st, authz_url);
+    int64_t since = r->req->now - json_integer_value(json_object_get(p, "at"));
+    int64_t limit = d->propagation_timeout_ms / 1000;
+    const char *at = d->nameservers.n > 0 ? d->nameservers.v[0] : "the system's resolvers";
+    struct aegis_err e = {0};
+    bool visible = false;
+
+    if (limit <= 0 || p == NULL)
+        return true;
+    if (dns01_txt_visible(d, str(p, "fqdn"), str(p, "value"), &visible, &e) == 0 && visible)
+        return true;
+    if (since >= limit) {
+        aegis_log(AEGIS_LOG_WARN, WHERE,
+                  "Certificate %s/%s: the TXT record %s is not visible at %s after %lld s "
+                  "(propagationTimeout); asking the CA to validate anyway",
+                  r->req->cert_namespace, r->req->cert_name, str(p, "fqdn"), at,
+                  (long long)since);
+        return true;
+    }
+    snprintf(r->wait_msg, sizeof(r->wait_msg),
+             "waiting for the TXT record %.100s to be visible at %.64s (%lld s of %lld s)%s%.60s",
+             str(p, "fqdn"), at, (long long)since, (long long)limit, e.msg[0] != '\0' ? ": " : "",
+             e.msg);
+    return false;
+}
 
 /* One pending authorization: answer its challenge. */
 static int authz_step(struct run *r, const char *url, enum step *step, struct aegis_err *err)
@@ -421,6 +458,11 @@ static int authz_step(struct run *r, const char *url, enum step *step, struct ae
     if (strcmp(str(chosen, "status"), "pending") == 0 &&
         !in_list(json_object_get(r->st, "challenged"), str(chosen, "url"))) {
         struct acme_response cr;
+
+        if (strcmp(type, "dns-01") == 0 && !dns_visible(r, url, solver)) {
+            *step = STEP_WAIT_DNS;
+            goto out;
+        }
 
         acme_response_init(&cr);
         rc = post(r, str(chosen, "url"), "{}", "challenge", NULL, &cr, err);
@@ -657,6 +699,10 @@ static int advance(struct run *r, struct aegis_err *err)
                         "waiting for the dataplanes to serve the HTTP-01 token");
                 return 0;
             }
+            if (step == STEP_WAIT_DNS) {
+                pending(r, r->req->now + DNS01_PROPAGATION_POLL_S, r->wait_msg);
+                return 0;
+            }
             if (step == STEP_WAIT && !wait_or_pending(r, "waiting for the CA to validate"))
                 return 0;
             continue;
@@ -793,6 +839,9 @@ static int acme_check(const struct aegis_issuer_spec *spec, const char *ns, cons
         if (HAS(&a->solvers.v[i], API_F_ACME_SOLVER_DNS01) &&
             dns01_for_spec(&a->solvers.v[i].dns01, &ops, err) < 0)
             return -AEGIS_E_UNSUPPORTED;
+        if (HAS(&a->solvers.v[i], API_F_ACME_SOLVER_DNS01) &&
+            dns01_nameservers_check(&a->solvers.v[i].dns01, err) < 0)
+            return -AEGIS_E_INVALID;
     }
     if (HAS(a, API_F_ACME_ISSUER_EXTERNAL_ACCOUNT_BINDING) &&
         (a->external_account_binding.key_id == NULL ||

@@ -8,6 +8,9 @@
 #   from the dataplane's HTTP listener; curl then verifies the served chain against Pebble's root
 #   (/roots/0 of its management API).
 # - DNS-01 with the exec provider (a script writing TXT records into challtestsrv), a wildcard.
+# - DNS-01 propagation: a hook that publishes its record only seconds after it returned; the
+#   controller waits until challtestsrv's DNS (the solver's nameservers) shows it, saying so in
+#   the Issuing condition, before Pebble is asked to validate (which would fail earlier).
 # - EAB: right HMAC issues, wrong HMAC gives Ready=False with the CA's words.
 # - PEBBLE_WFE_NONCEREJECT=50: issued anyway through badNonce retries (seen in the metrics).
 # - preferredChain: with PEBBLE_ALTERNATE_ROOTS=1 the alternate chain to the named root is kept.
@@ -280,6 +283,19 @@ esac
 curl -sS --fail -X POST -d "$body" http://127.0.0.1:{mgmt}/$ep
 """
 
+# Returns at once and publishes the record DELAY seconds later, as a slow DNS provider would.
+SLOW_SCRIPT = """#!/bin/sh
+action=$1 fqdn=$2 value=$3
+case $action in
+present) (sleep {delay}; curl -sS --fail -X POST \\
+          -d "{{\\"host\\":\\"$fqdn\\",\\"value\\":\\"$value\\"}}" \\
+          http://127.0.0.1:{mgmt}/set-txt) >/dev/null 2>&1 & ;;
+cleanup) curl -sS --fail -X POST -d "{{\\"host\\":\\"$fqdn\\"}}" \\
+          http://127.0.0.1:{mgmt}/clear-txt ;;
+esac
+"""
+SLOW_DELAY = 4
+
 
 def main():
     started = time.time()
@@ -309,11 +325,13 @@ def main():
     write("dns-hook.sh", HOLD_SCRIPT.format(hold=path("nohold"), started=path("dns.started"),
                                             mgmt=cmgmt), 0o755)
     write("hold-hook.sh", HOLD_SCRIPT.format(hold=hold, started=hold_started, mgmt=cmgmt), 0o755)
+    write("slow-hook.sh", SLOW_SCRIPT.format(delay=SLOW_DELAY, mgmt=cmgmt), 0o755)
     write("state/secrets/default/eab/hmac", EAB_HMAC)
     write("state/secrets/default/eab-wrong/hmac", EAB_HMAC[::-1])
 
     http01 = "      - http01: {}\n"
-    dns01 = f"""      - dns01: {{exec: {{command: [{path("dns-hook.sh")}], timeout: 20s}}}}
+    ns = f"nameservers: ['127.0.0.1:{dns}']"
+    dns01 = f"""      - dns01: {{exec: {{command: [{path("dns-hook.sh")}], timeout: 20s}}, {ns}}}
         selector: {{dnsZones: [dns.test]}}
       - http01: {{}}
 """
@@ -328,7 +346,10 @@ def main():
         issuer_yaml("pebble-short", port_s, http01),
         issuer_yaml("pebble-resume", port_r,
                     f"      - dns01: {{exec: {{command: [{path('hold-hook.sh')}], "
-                    "timeout: 60s}}\n"),
+                    f"timeout: 60s}}, {ns}}}\n"),
+        issuer_yaml("pebble-slowdns", port,
+                    f"      - dns01: {{exec: {{command: [{path('slow-hook.sh')}]}}, {ns}, "
+                    "propagationTimeout: 30s}\n"),
     ]))
     write("res/web.yaml", f"""apiVersion: aegis.dev/v1alpha1
 kind: Host
@@ -353,6 +374,7 @@ spec:
         cert_yaml("nonce", "pebble-nonce", ["nonce.test", "nonce2.test"]),
         cert_yaml("unserved", "pebble", ["unserved.test"]),
         cert_yaml("alt", "pebble-alt", ["alt.test"]),
+        cert_yaml("slowdns", "pebble-slowdns", ["slow.test"]),
     ]))
     p, log = start_controller("controller", hp, hs, "--http-listen", f"127.0.0.1:{api}")
 
@@ -379,6 +401,20 @@ spec:
            "DNS-01 with the exec provider: a wildcard certificate is issued", [c, st])
     names = stored_names("wild")
     result(names == ["dns.test", "*.dns.test"], "it names dns.test and *.dns.test", [names])
+
+    # ---- DNS-01 propagation: the CA is asked only once the record is visible
+    waited, deadline = "", time.time() + 40
+    while time.time() < deadline:
+        if "waiting for the TXT record" in failure("slowdns"):
+            waited = failure("slowdns")
+        c = ready("slowdns")
+        if c is not None and c["status"] == "True":
+            break
+        time.sleep(0.05)
+    result(c is not None and c["status"] == "True" and
+           "_acme-challenge.slow.test. to be visible at 127.0.0.1:" in waited,
+           f"DNS-01 published {SLOW_DELAY} s late: the controller waits until the nameserver "
+           "shows it (saying so), then issues", [c, waited, failure("slowdns")])
 
     # ---- EAB
     c = wait_ready("eab-ok")
