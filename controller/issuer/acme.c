@@ -46,9 +46,20 @@ struct run {
     int64_t deadline_ms; /* polling budget (monotonic) */
     int64_t retry_at;    /* the latest Retry-After seen */
     char wait_msg[256];  /* what a STEP_WAIT_DNS waits for */
+    /* The order as the CA's last answer to newOrder or finalize showed it (a new reference), so
+     * that the next round reads it without asking again; NULL: ask. */
+    json_t *order;
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
 
 static int post(struct run *r, const char *url, const char *payload, const char *label,
                 const char *accept, struct acme_response *resp, struct aegis_err *err)
@@ -241,10 +252,13 @@ static int new_order(struct run *r, struct aegis_err *err)
         rc = aegis_err_set(err, -AEGIS_E_STATE, WHERE,
                            "the CA's answer to newOrder lacks the order URL or authorizations");
     if (rc == 0) {
-        r->st = json_pack("{s:s, s:s, s:s, s:O, s:[], s:[], s:I, s:i}", "request", r->digest, "url",
-                          resp.location, "finalize", str(resp.json, "finalize"), "authorizations",
-                          json_object_get(resp.json, "authorizations"), "presented", "challenged",
-                          "created", (json_int_t)r->req->now, "transportFailures", 0);
+        r->st = json_pack("{s:s, s:s, s:s, s:O, s:[], s:[], s:[], s:I, s:i}", "request",
+                          r->digest, "url", resp.location, "finalize", str(resp.json, "finalize"),
+                          "authorizations", json_object_get(resp.json, "authorizations"),
+                          "presented", "challenged", "answered", "created",
+                          (json_int_t)r->req->now, "transportFailures", 0);
+        json_decref(r->order);
+        r->order = json_incref(resp.json);
         aegis_log(AEGIS_LOG_INFO, WHERE, "Certificate %s/%s: order %s opened",
                   r->req->cert_namespace, r->req->cert_name, resp.location);
         rc = save(r, err);
@@ -450,10 +464,17 @@ static int authz_step(struct run *r, const char *url, enum step *step, struct ae
         rc = present(r, url, solver, type, str(chosen, "token"), keyauth, str(ident, "value"), err);
     if (rc < 0)
         goto out;
-    if (strcmp(type, "http-01") == 0 &&
-        !r->req->http01->published(r->req->http01->ctx, str(chosen, "token"))) {
-        *step = STEP_WAIT_PUBLISH;
-        goto out;
+    if (strcmp(type, "http-01") == 0) {
+        /* The loop renders and pushes a new token at once (challenges.h wakes it): waiting
+         * here for the acknowledgement, within the call's budget, saves the CA a second look
+         * at the order and the authorization. */
+        while (!r->req->http01->published(r->req->http01->ctx, str(chosen, "token")) &&
+               aegis_monotonic_ms() + ACME_PUBLISH_STEP_MS < r->deadline_ms)
+            sleep_ms(ACME_PUBLISH_STEP_MS);
+        if (!r->req->http01->published(r->req->http01->ctx, str(chosen, "token"))) {
+            *step = STEP_WAIT_PUBLISH;
+            goto out;
+        }
     }
     if (strcmp(str(chosen, "status"), "pending") == 0 &&
         !in_list(json_object_get(r->st, "challenged"), str(chosen, "url"))) {
@@ -471,6 +492,8 @@ static int authz_step(struct run *r, const char *url, enum step *step, struct ae
             goto out;
         json_array_append_new(json_object_get(r->st, "challenged"),
                               json_string(str(chosen, "url")));
+        if (json_is_array(json_object_get(r->st, "answered")))
+            json_array_append_new(json_object_get(r->st, "answered"), json_string(url));
         rc = save(r, err);
     }
     if (*step == STEP_DONE)
@@ -479,6 +502,25 @@ out:
     free(keyauth);
     json_decref(authz);
     acme_response_dispose(&resp);
+    return rc;
+}
+
+/*
+ * An answered HTTP-01 challenge stays published until the CA decided it: the challenge set lives
+ * in memory, so a restarted controller must present the token again (idempotent otherwise).
+ */
+static int republish(struct run *r, const char *authz_url, struct aegis_err *err)
+{
+    const json_t *p = presented(r->st, authz_url);
+    char *keyauth = NULL;
+    int rc;
+
+    if (p == NULL || strcmp(str(p, "type"), "http-01") != 0 || r->req->http01 == NULL)
+        return 0;
+    rc = acme_jws_key_authorization(str(p, "token"), acme_account_key(r->acct), &keyauth, err);
+    if (rc == 0)
+        rc = r->req->http01->present(r->req->http01->ctx, str(p, "token"), keyauth, err);
+    free(keyauth);
     return rc;
 }
 
@@ -547,6 +589,11 @@ static int finalize(struct run *r, struct aegis_err *err)
     text = aegis_asprintf("{\"csr\":\"%s\"}", b64);
     acme_response_init(&resp);
     rc = post(r, str(r->st, "finalize"), text, "finalize", NULL, &resp, err);
+    /* The answer is the order (RFC 8555 7.4): often already valid, else processing. */
+    if (rc == 0 && json_is_object(resp.json) && json_is_string(json_object_get(resp.json, "status"))) {
+        json_decref(r->order);
+        r->order = json_incref(resp.json);
+    }
     acme_response_dispose(&resp);
     free(b64);
     free(text);
@@ -629,14 +676,6 @@ out:
 
 /* ---- the state machine ---------------------------------------------------------------------- */
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static void pending(struct run *r, int64_t at, const char *what)
 {
     size_t n = strnlen(what, sizeof(r->res->message) - 1);
@@ -669,11 +708,16 @@ static int advance(struct run *r, struct aegis_err *err)
         const char *status;
         int rc;
 
-        acme_response_init(&resp);
-        rc = get_json(r, str(r->st, "url"), "order", &order, &resp, err);
-        acme_response_dispose(&resp);
-        if (rc < 0)
-            return rc;
+        if (r->order != NULL) {
+            order = r->order;
+            r->order = NULL;
+        } else {
+            acme_response_init(&resp);
+            rc = get_json(r, str(r->st, "url"), "order", &order, &resp, err);
+            acme_response_dispose(&resp);
+            if (rc < 0)
+                return rc;
+        }
         status = str(order, "status");
         if (strcmp(status, "pending") == 0) {
             enum step step = STEP_DONE;
@@ -682,8 +726,19 @@ static int advance(struct run *r, struct aegis_err *err)
 
             json_array_foreach(json_object_get(r->st, "authorizations"), i, u)
             {
-                enum step s = STEP_DONE;
+                enum step s = STEP_WAIT;
 
+                /* An authorization whose challenge was posted needs no second look: the order
+                 * turns ready or invalid when it is decided. */
+                if (in_list(json_object_get(r->st, "answered"), json_string_value(u))) {
+                    rc = republish(r, json_string_value(u), err);
+                    if (rc < 0)
+                        break;
+                    if (s > step)
+                        step = s;
+                    continue;
+                }
+                s = STEP_DONE;
                 rc = authz_step(r, json_string_value(u), &s, err);
                 if (rc < 0)
                     break;
@@ -822,6 +877,7 @@ static int acme_issue(const struct issuer_request *req, struct issuer_result *re
         aegis_log(AEGIS_LOG_WARN, WHERE, "Certificate %s/%s: %s", req->cert_namespace,
                   req->cert_name, err->msg);
     json_decref(r.st);
+    json_decref(r.order);
     EVP_PKEY_free(r.key);
     return rc;
 }
