@@ -49,6 +49,7 @@ struct run {
     /* The order as the CA's last answer to newOrder or finalize showed it (a new reference), so
      * that the next round reads it without asking again; NULL: ask. */
     json_t *order;
+    int64_t poll_ms; /* the next poll step; grows from ACME_POLL_FIRST_MS to ACME_POLL_STEP_MS */
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -691,8 +692,12 @@ static void pending(struct run *r, int64_t at, const char *what)
 /* Waits a poll step when the budget allows; else answers PENDING. Returns true to go on. */
 static bool wait_or_pending(struct run *r, const char *what)
 {
-    if (r->retry_at <= r->req->now && aegis_monotonic_ms() + ACME_POLL_STEP_MS < r->deadline_ms) {
-        sleep_ms(ACME_POLL_STEP_MS);
+    /* A CA usually decides within milliseconds: look again soon, then less often. */
+    int64_t step = r->poll_ms < ACME_POLL_FIRST_MS ? ACME_POLL_FIRST_MS : r->poll_ms;
+
+    if (r->retry_at <= r->req->now && aegis_monotonic_ms() + step < r->deadline_ms) {
+        sleep_ms(step);
+        r->poll_ms = step * 2 < ACME_POLL_STEP_MS ? step * 2 : ACME_POLL_STEP_MS;
         return true;
     }
     pending(r, r->retry_at > r->req->now ? r->retry_at : r->req->now + ACME_RETRY_S, what);
