@@ -11,6 +11,9 @@
 # - DNS-01 propagation: a hook that publishes its record only seconds after it returned; the
 #   controller waits until challtestsrv's DNS (the solver's nameservers) shows it, saying so in
 #   the Issuing condition, before Pebble is asked to validate (which would fail earlier).
+# - Rate limits: a proxy in front of Pebble answers the first newOrder with 429, a rateLimited
+#   problem and Retry-After: 3; the Issuing condition shows the CA's words, and the order is made
+#   after the wait, no sooner.
 # - EAB: right HMAC issues, wrong HMAC gives Ready=False with the CA's words.
 # - PEBBLE_WFE_NONCEREJECT=50: issued anyway through badNonce retries (seen in the metrics).
 # - preferredChain: with PEBBLE_ALTERNATE_ROOTS=1 the alternate chain to the named root is kept.
@@ -221,6 +224,97 @@ def der_serial(der):
     return r.stdout.decode().strip().split("=", 1)[-1].upper()
 
 
+class RateLimitProxy(threading.Thread):
+    """HTTPS in front of a Pebble: its directory with newOrder pointing here, the first newOrder
+    answered 429 (rateLimited, Retry-After: RETRY), later ones forwarded with this Host (Pebble
+    checks the JWS url against it). Records when each newOrder came."""
+    RETRY = 3
+
+    def __init__(self, pebble_port):
+        super().__init__(daemon=True)
+        import http.server
+        proxy = self
+        self.times, self.limited = [], 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def forward(self, body=None):
+                import http.client
+                ctx = ssl.create_default_context(cafile=path("pebble.crt"))
+                c = http.client.HTTPSConnection("127.0.0.1", pebble_port, context=ctx, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers["Host"] = f"127.0.0.1:{proxy.port}"
+                c.request(self.command, self.path, body=body, headers=headers)
+                r = c.getresponse()
+                data = r.read()
+                if self.path == "/dir":
+                    d = json.loads(data)
+                    d["newOrder"] = f"https://127.0.0.1:{proxy.port}/order-plz"
+                    data = json.dumps(d).encode()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self.forward()
+
+            def do_HEAD(self):
+                self.forward()
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/order-plz":
+                    proxy.times.append(time.time())
+                    if proxy.limited == 0:
+                        proxy.limited += 1
+                        doc = json.dumps({"type": "urn:ietf:params:acme:error:rateLimited",
+                                          "detail": "too many new orders recently"}).encode()
+                        self.send_response(429)
+                        self.send_header("Content-Type", "application/problem+json")
+                        self.send_header("Retry-After", str(proxy.RETRY))
+                        self.send_header("Content-Length", str(len(doc)))
+                        self.end_headers()
+                        self.wfile.write(doc)
+                        return
+                self.forward(body)
+
+        self.port = free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(path("pebble.crt"), path("pebble.key"))
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+
+    def run(self):
+        self.server.serve_forever()
+
+
+class IssuingWatch(threading.Thread):
+    """Records every distinct Issuing message of some Certificates, from the controller's start
+    (a pending message may last only a few seconds)."""
+
+    def __init__(self, names):
+        super().__init__(daemon=True)
+        self.seen = {n: [] for n in names}
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            for n, msgs in self.seen.items():
+                m = failure(n)
+                if m and (not msgs or msgs[-1] != m):
+                    msgs.append(m)
+            time.sleep(0.02)
+
+    def saw(self, name, needle):
+        return next((m for m in self.seen[name] if needle in m), "")
+
+
 class TLSClient(threading.Thread):
     """Makes HTTPS requests to host through the dataplane in a loop, verifying the chain against
     root; counts failures and records the leaf of every handshake."""
@@ -320,6 +414,8 @@ def main():
                                                    env={"PEBBLE_ALTERNATE_ROOTS": "1"})
     alt_cn = subject_cn(pebble_root(pmgmt_alt, 1))
     peb_s, port_s, pmgmt_s, _ = start_pebble("pebble-short", hp, dns, validity=SHORT_LIFETIME)
+    limiter = RateLimitProxy(port)
+    limiter.start()
 
     hold, hold_started = path("hold"), path("hold.started")
     write("dns-hook.sh", HOLD_SCRIPT.format(hold=path("nohold"), started=path("dns.started"),
@@ -344,6 +440,7 @@ def main():
         issuer_yaml("pebble-nonce", port_nr, http01),
         issuer_yaml("pebble-alt", port_alt, http01, f"    preferredChain: {alt_cn}\n"),
         issuer_yaml("pebble-short", port_s, http01),
+        issuer_yaml("pebble-limited", limiter.port, http01),
         issuer_yaml("pebble-resume", port_r,
                     f"      - dns01: {{exec: {{command: [{path('hold-hook.sh')}], "
                     f"timeout: 60s}}, {ns}}}\n"),
@@ -375,7 +472,10 @@ spec:
         cert_yaml("unserved", "pebble", ["unserved.test"]),
         cert_yaml("alt", "pebble-alt", ["alt.test"]),
         cert_yaml("slowdns", "pebble-slowdns", ["slow.test"]),
+        cert_yaml("limited", "pebble-limited", ["limited.test"]),
     ]))
+    watch = IssuingWatch(["slowdns", "limited"])
+    watch.start()
     p, log = start_controller("controller", hp, hs, "--http-listen", f"127.0.0.1:{api}")
 
     # ---- HTTP-01 through the dataplane
@@ -403,18 +503,24 @@ spec:
     result(names == ["dns.test", "*.dns.test"], "it names dns.test and *.dns.test", [names])
 
     # ---- DNS-01 propagation: the CA is asked only once the record is visible
-    waited, deadline = "", time.time() + 40
-    while time.time() < deadline:
-        if "waiting for the TXT record" in failure("slowdns"):
-            waited = failure("slowdns")
-        c = ready("slowdns")
-        if c is not None and c["status"] == "True":
-            break
-        time.sleep(0.05)
+    c = wait_ready("slowdns")
+    waited = watch.saw("slowdns", "waiting for the TXT record")
     result(c is not None and c["status"] == "True" and
            "_acme-challenge.slow.test. to be visible at 127.0.0.1:" in waited,
            f"DNS-01 published {SLOW_DELAY} s late: the controller waits until the nameserver "
            "shows it (saying so), then issues", [c, waited, failure("slowdns")])
+
+    # ---- rate limited: 429 + Retry-After, the CA's words in the status, no order before the time
+    c = wait_ready("limited")
+    watch.stop.set()
+    said = watch.saw("limited", "rateLimited")
+    gap = limiter.times[1] - limiter.times[0] if len(limiter.times) >= 2 else 0
+    result(c is not None and c["status"] == "True" and
+           "too many new orders recently (rateLimited)" in said and len(limiter.times) == 2 and
+           gap >= RateLimitProxy.RETRY - 1,
+           f"429 rateLimited with Retry-After: {RateLimitProxy.RETRY}: the status says so, the "
+           f"order is made again {gap:.1f} s later and issued",
+           [c, said, limiter.times])
 
     # ---- EAB
     c = wait_ready("eab-ok")
@@ -440,6 +546,15 @@ spec:
     result(c is not None and c["status"] == "True" and alt_cn and top == alt_cn,
            "preferredChain takes the alternate chain leading to the named root",
            [c, top, alt_cn])
+
+    # ---- a token that is not served
+    c = wait_ready("unserved", "False")
+    st = status("Certificate", "unserved") or {}
+    nrt = st.get("nextRetryTime")
+    ahead = nrt and calendar.timegm(time.strptime(nrt, "%Y-%m-%dT%H:%M:%SZ")) - time.time()
+    result(c is not None and c["status"] == "False" and "127.0.0.2" in failure("unserved") and
+           st.get("failedIssuanceAttempts") == 1 and ahead and ahead > 30,
+           "a token not served: Ready=False with the CA's detail, backed off a minute", [c, st])
 
     # ---- renewal: a short lifetime, renewed and served with no failed request
     c = wait_ready("short-tls")
@@ -487,15 +602,6 @@ spec:
            "after SIGHUP the controller issues a new certificate for the revoked one",
            [c, serial, stored_serial("web-tls")])
 
-    # ---- a token that is not served
-    c = wait_ready("unserved", "False")
-    st = status("Certificate", "unserved") or {}
-    nrt = st.get("nextRetryTime")
-    ahead = nrt and calendar.timegm(time.strptime(nrt, "%Y-%m-%dT%H:%M:%SZ")) - time.time()
-    result(c is not None and c["status"] == "False" and "127.0.0.2" in failure("unserved") and
-           st.get("failedIssuanceAttempts") == 1 and ahead and ahead > 30,
-           "a token not served: Ready=False with the CA's detail, backed off a minute", [c, st])
-
     # ---- crash safety: controller killed mid-order with Pebble stopped, then both back
     orders_before = count_in(rlog, "/order-plz")
     write(hold, "")
@@ -538,6 +644,8 @@ spec:
            "the controller stops cleanly, no sanitizer report", [text[-3000:]])
     result("PRIVATE KEY" not in text + text1 and EAB_HMAC not in text + text1,
            "no private key or EAB HMAC key in the logs", [])
+    limiter.server.shutdown()
+    limiter.server.server_close()
     for proc in (peb, peb_eab, peb_nr, peb_r, peb_alt, peb_s, cts):
         proc.terminate()
         proc.wait()
