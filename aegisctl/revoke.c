@@ -187,12 +187,10 @@ static int cmd_revoke(int argc, char **argv)
     }
     rc = issuer_for_spec(&issuer->spec.issuer, &ops, &err);
     if (rc == 0 && ops->revoke == NULL)
-        rc = aegis_err_set(&err, -AEGIS_E_UNSUPPORTED, issuer->file,
-                           "Issuer %s/%s (%s) cannot revoke through its CA%s", o.ns,
-                           issuer->meta.name, ops->name,
-                           strcmp(ops->name, "ca") == 0
-                               ? ": list the serial with aegisctl ca revoke SERIAL"
-                               : "");
+        rc = aegis_err_set(
+            &err, -AEGIS_E_UNSUPPORTED, issuer->file,
+            "Issuer %s/%s (%s) cannot revoke through its CA%s", o.ns, issuer->meta.name, ops->name,
+            strcmp(ops->name, "ca") == 0 ? ": list the serial with aegisctl ca revoke SERIAL" : "");
     if (rc == 0)
         rc = store_id_set(&id, STORE_KIND_CERTIFICATE, o.ns, argv[first], &err);
     if (rc == 0)
@@ -203,9 +201,9 @@ static int cmd_revoke(int argc, char **argv)
         rc = aegis_err_set(&err, -AEGIS_E_NOTFOUND, NULL,
                            "Certificate %s/%s has no stored certificate to revoke", o.ns,
                            argv[first]);
-    if (rc == 0)
+    else if (rc == 0)
         rc = pki_chain_from_pem(rec.chain_pem, strlen(rec.chain_pem), &chain, &err);
-    if (rc == 0) {
+    if (rc == 0 && ops != NULL && ops->revoke != NULL) {
         struct issuer_revoke_request rr = {
             .issuer_namespace = o.ns,
             .issuer_name = issuer->meta.name,

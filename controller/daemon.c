@@ -384,8 +384,7 @@ static int loop(struct daemon *d)
         if (pfd[1].revents & POLLIN) {
             struct signalfd_siginfo si;
 
-            if (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
-                si.ssi_signo == SIGHUP) {
+            if (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && si.ssi_signo == SIGHUP) {
                 /* Something outside changed the store (aegisctl certificate revoke): look at
                  * every object again now rather than at the periodic resync. */
                 aegis_log(AEGIS_LOG_INFO, "controller", "SIGHUP: resyncing every object");

@@ -51,11 +51,15 @@ const char *const reconcile_kind_names[RECONCILE_KIND_COUNT] = {"Issuer", "Certi
 
 struct obj {
     enum obj_kind kind;
+    /* The flags sit together (clang-analyzer's padding check): */
+    bool live;   /* in the current snapshot */
+    bool synced; /* Certificate: decision holds a result */
+    bool resync; /* Certificate: made due again while its step is in flight on the pool */
+    bool gone;   /* Certificate: removed from the table while its step is in flight */
     char key[KEY_MAX];
     char ns[STORE_NS_MAX + 1];
     char name[STORE_NAME_MAX + 1];
     struct obj *next_in_bucket;
-    bool live; /* in the current snapshot */
     int64_t due;
     size_t heap_index;
     const struct aegis_resource *res;      /* in the current snapshot; NULL for an implicit one */
@@ -65,7 +69,6 @@ struct obj {
     struct aegis_certificate_spec implicit_spec; /* owned when implicit */
     struct certsync_state cs;
     struct decide_cert_result decision;
-    bool synced; /* decision holds a result */
     /* Issuer */
     bool issuer_ready;
     char issuer_message[AEGIS_ERR_MSG_MAX];
@@ -77,11 +80,9 @@ struct obj {
     char served_issued[PKI_SERIAL_HEX_SIZE]; /* the serial rendered for the Host; "": none */
     char served_cert[256];                   /* the Certificate rendered for the Host; "": none */
     bool served_mismatch;                    /* the last comparison said MISMATCH */
-    /* Certificate: its step in flight on the pool (the object outlives it), made due again
-     * meanwhile, or removed from the table meanwhile (freed when the job comes back). */
+    /* Certificate: its step in flight on the pool (the object outlives it; one removed from
+     * the table meanwhile is freed when the job comes back). */
     struct cert_job *job;
-    bool resync;
-    bool gone;
     /* Certificate: what the renderer read from the store last (render_cache_*): plain PEM in
      * memory only, wiped when dropped. */
     char *cache_chain, *cache_key;

@@ -253,11 +253,11 @@ static int new_order(struct run *r, struct aegis_err *err)
         rc = aegis_err_set(err, -AEGIS_E_STATE, WHERE,
                            "the CA's answer to newOrder lacks the order URL or authorizations");
     if (rc == 0) {
-        r->st = json_pack("{s:s, s:s, s:s, s:O, s:[], s:[], s:[], s:I, s:i}", "request",
-                          r->digest, "url", resp.location, "finalize", str(resp.json, "finalize"),
+        r->st = json_pack("{s:s, s:s, s:s, s:O, s:[], s:[], s:[], s:I, s:i}", "request", r->digest,
+                          "url", resp.location, "finalize", str(resp.json, "finalize"),
                           "authorizations", json_object_get(resp.json, "authorizations"),
-                          "presented", "challenged", "answered", "created",
-                          (json_int_t)r->req->now, "transportFailures", 0);
+                          "presented", "challenged", "answered", "created", (json_int_t)r->req->now,
+                          "transportFailures", 0);
         json_decref(r->order);
         r->order = json_incref(resp.json);
         aegis_log(AEGIS_LOG_INFO, WHERE, "Certificate %s/%s: order %s opened",
@@ -403,8 +403,7 @@ static bool dns_visible(struct run *r, const char *authz_url, size_t solver)
         aegis_log(AEGIS_LOG_WARN, WHERE,
                   "Certificate %s/%s: the TXT record %s is not visible at %s after %lld s "
                   "(propagationTimeout); asking the CA to validate anyway",
-                  r->req->cert_namespace, r->req->cert_name, str(p, "fqdn"), at,
-                  (long long)since);
+                  r->req->cert_namespace, r->req->cert_name, str(p, "fqdn"), at, (long long)since);
         return true;
     }
     snprintf(r->wait_msg, sizeof(r->wait_msg),
@@ -591,7 +590,8 @@ static int finalize(struct run *r, struct aegis_err *err)
     acme_response_init(&resp);
     rc = post(r, str(r->st, "finalize"), text, "finalize", NULL, &resp, err);
     /* The answer is the order (RFC 8555 7.4): often already valid, else processing. */
-    if (rc == 0 && json_is_object(resp.json) && json_is_string(json_object_get(resp.json, "status"))) {
+    if (rc == 0 && json_is_object(resp.json) &&
+        json_is_string(json_object_get(resp.json, "status"))) {
         json_decref(r->order);
         r->order = json_incref(resp.json);
     }

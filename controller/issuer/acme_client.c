@@ -674,8 +674,7 @@ int acme_client_post(struct acme_client *c, EVP_PKEY *key, const char *kid, cons
         return aegis_err_set(err, acme_client_error_code(resp->status, &resp->problem), WHERE,
                              "the CA said: %s", resp->problem.message);
     return aegis_err_set(err, acme_client_error_code(resp->status, &resp->problem), WHERE,
-                         "the CA at %s answered HTTP %ld to %s", c->host, resp->status,
-                         path_label);
+                         "the CA at %s answered HTTP %ld to %s", c->host, resp->status, path_label);
 }
 
 int acme_client_error_code(long status, const struct acme_problem *p)

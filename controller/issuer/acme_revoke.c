@@ -37,7 +37,7 @@ int acme__revoke(const struct issuer_revoke_request *req, struct aegis_err *err)
     char kid[ACME_ACCOUNT_KID_MAX];
     unsigned char *der = NULL;
     char *b64 = NULL, *payload = NULL;
-    const char *url;
+    const char *url = NULL;
     int len, rc;
 
     if (req->reason < 0 || req->reason > REASON_MAX || req->reason == 7)
@@ -62,8 +62,7 @@ int acme__revoke(const struct issuer_revoke_request *req, struct aegis_err *err)
                           "revokeCert", NULL, req->now, &resp, err);
     if (rc == 0)
         aegis_log(AEGIS_LOG_INFO, "acme", "Issuer %s/%s: certificate revoked at %s (reason %d)",
-                  req->issuer_namespace, req->issuer_name, req->issuer->acme.server,
-                  req->reason);
+                  req->issuer_namespace, req->issuer_name, req->issuer->acme.server, req->reason);
 out:
     OPENSSL_free(der);
     free(b64);

@@ -93,8 +93,7 @@ int dns01_txt_visible(const struct aegis_acme_solver_dns01 *spec, const char *fq
             struct sockaddr_storage sa;
             socklen_t len;
 
-            aegis_net_parse_addr(spec->nameservers.v[i], strlen(spec->nameservers.v[i]), &sa,
-                                 &len);
+            aegis_net_parse_addr(spec->nameservers.v[i], strlen(spec->nameservers.v[i]), &sa, &len);
             memcpy(&rs.nsaddr_list[rs.nscount++], &sa, sizeof(struct sockaddr_in));
         }
     }
@@ -108,9 +107,10 @@ int dns01_txt_visible(const struct aegis_acme_solver_dns01 *spec, const char *fq
         *visible = dns01_answer_has_txt(answer, (size_t)(n < DNS01_ANSWER_MAX ? n : 0), value);
     } else if (rs.res_h_errno != HOST_NOT_FOUND && rs.res_h_errno != NO_DATA) {
         /* NXDOMAIN and NODATA are answers (not there yet); anything else is no answer. */
-        rc = aegis_err_set(err, -EIO, "dns01", "no answer to the TXT query for %s from %s (%s)",
-                           fqdn, spec->nameservers.n > 0 ? spec->nameservers.v[0] : "the system's resolvers",
-                           hstrerror(rs.res_h_errno));
+        rc = aegis_err_set(
+            err, -EIO, "dns01", "no answer to the TXT query for %s from %s (%s)", fqdn,
+            spec->nameservers.n > 0 ? spec->nameservers.v[0] : "the system's resolvers",
+            hstrerror(rs.res_h_errno));
     }
     free(answer);
     res_nclose(&rs);

@@ -113,8 +113,8 @@ struct issuer_revoke_request {
     struct store *store;     /* where the issuer keeps its state (the ACME account) */
     const char *secrets_dir; /* where secretRefs resolve */
     int64_t now;
-    X509 *cert;  /* the leaf to revoke */
-    int reason;  /* CRLReason: 0 unspecified, 1 keyCompromise, 4 superseded, 5 cessation ... */
+    X509 *cert; /* the leaf to revoke */
+    int reason; /* CRLReason: 0 unspecified, 1 keyCompromise, 4 superseded, 5 cessation ... */
 };
 
 struct issuer_ops {

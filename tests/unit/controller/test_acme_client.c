@@ -31,10 +31,10 @@ static void test_retry_after(void)
         {"soon", 0},
         {"12abc", 0},
         {"999999999", NOW + ACME_CLIENT_RETRY_AFTER_MAX_S},
-        {"Sun, 06 Nov 1994 08:50:37 GMT", NOW + 60},    /* IMF-fixdate */
-        {"Sunday, 06-Nov-94 08:51:37 GMT", NOW + 120},  /* RFC 850 */
-        {"Sun Nov  6 08:52:37 1994", NOW + 180},        /* asctime */
-        {"Sun, 06 Nov 1994 07:00:00 GMT", NOW},         /* already past: now */
+        {"Sun, 06 Nov 1994 08:50:37 GMT", NOW + 60},   /* IMF-fixdate */
+        {"Sunday, 06-Nov-94 08:51:37 GMT", NOW + 120}, /* RFC 850 */
+        {"Sun Nov  6 08:52:37 1994", NOW + 180},       /* asctime */
+        {"Sun, 06 Nov 1994 07:00:00 GMT", NOW},        /* already past: now */
         {"Wed, 06 Nov 1996 08:49:37 GMT", NOW + ACME_CLIENT_RETRY_AFTER_MAX_S}, /* cut */
     };
 
@@ -64,11 +64,11 @@ static void test_rate_limited(void)
     CHECK_INT(acme_client_error_code(500, &none), -AEGIS_E_STATE, "500: another refusal");
     CHECK_INT(acme_client_error_code(503, &none), -AEGIS_E_STATE, "503: another refusal");
 
-    doc = json_pack("{s:s, s:s, s:[{s:s, s:s, s:{s:s, s:s}}]}", "type",
-                    ACME_ERR_PREFIX "rateLimited", "detail",
-                    "too many certificates already issued for example.com", "subproblems",
-                    "type", ACME_ERR_PREFIX "rateLimited", "detail", "5 per week", "identifier",
-                    "type", "dns", "value", "www.example.com");
+    doc =
+        json_pack("{s:s, s:s, s:[{s:s, s:s, s:{s:s, s:s}}]}", "type", ACME_ERR_PREFIX "rateLimited",
+                  "detail", "too many certificates already issued for example.com", "subproblems",
+                  "type", ACME_ERR_PREFIX "rateLimited", "detail", "5 per week", "identifier",
+                  "type", "dns", "value", "www.example.com");
     acme_problem_parse(doc, &p);
     json_decref(doc);
     CHECK_STR(p.type, "rateLimited", "the type without the ACME prefix");
