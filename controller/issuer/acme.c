@@ -711,7 +711,7 @@ static int advance(struct run *r, struct aegis_err *err)
         struct acme_response resp;
         json_t *order = NULL;
         const char *status;
-        int rc;
+        int rc = 0;
 
         if (r->order != NULL) {
             order = r->order;
