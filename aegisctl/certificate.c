@@ -54,7 +54,10 @@ static void usage(FILE *out)
             "one line end is\n"
             "ignored. The namespace defaults to \"default\"; the state directory "
             "to $%s\n"
-            "or %s (see docs/custom-certificates.md).\n",
+            "or %s (see docs/custom-certificates.md).\n"
+            "\n"
+            "       aegisctl certificate revoke NAME [-n NAMESPACE] [--reason R] PATH...\n"
+            "has the CA revoke it and the controller issue a new one (--help for more).\n",
             STORE_STATE_DIR_ENV, STORE_STATE_DIR_DEFAULT);
 }
 
@@ -284,6 +287,8 @@ int ctl_certificate(int argc, char **argv)
     }
     if (strcmp(argv[1], "import") == 0)
         return cmd_import(argc - 1, argv + 1);
+    if (strcmp(argv[1], "revoke") == 0)
+        return ctl_certificate_revoke(argc - 1, argv + 1);
     fprintf(stderr, "aegisctl certificate: unknown subcommand \"%s\"\n", argv[1]);
     usage(stderr);
     return CTL_EXIT_USAGE;

@@ -23,6 +23,8 @@ int ctl_store(int argc, char **argv);
 int ctl_ca(int argc, char **argv);
 int ctl_csr(int argc, char **argv);
 int ctl_certificate(int argc, char **argv);
+/* aegisctl certificate revoke (revoke.c): argv[0] is "revoke". */
+int ctl_certificate_revoke(int argc, char **argv);
 int ctl_describe(int argc, char **argv);
 /* aegisctl get KIND ...: argv[0] is "get", argv[1] the kind word (ctl_kind_word). */
 int ctl_get_status(int argc, char **argv);

@@ -463,7 +463,15 @@ static const struct api_field acme_solver_dns01_fields[] = {
         .offset = offsetof(struct aegis_acme_solver_dns01, propagation_timeout_ms),
         .default_yaml = "\"2m\"",
         .description = "How long to wait for the record to be visible before asking the CA to "
-                       "validate.",
+                       "validate (0s: do not check).",
+    },
+    {
+        .name = "nameservers",
+        .kind = API_LIST_STRING,
+        .offset = offsetof(struct aegis_acme_solver_dns01, nameservers),
+        .max_items = 3,
+        .description = "Resolvers (IPv4 ADDR:PORT, e.g. 10.0.0.53:53) asked whether the record is "
+                       "visible; default the system's (/etc/resolv.conf).",
     },
 };
 static const struct api_rule acme_solver_dns01_rules[] = {
@@ -480,7 +488,7 @@ const struct api_type api_t_acme_solver_dns01 = {
     .name = "ACMESolverDNS01",
     .size = sizeof(struct aegis_acme_solver_dns01),
     .fields = acme_solver_dns01_fields,
-    .n_fields = 3,
+    .n_fields = 4,
     .rules = acme_solver_dns01_rules,
     .n_rules = 1,
 };

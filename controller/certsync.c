@@ -164,6 +164,7 @@ static void issue(const struct certsync_env *env, const struct certsync_request 
                               e.msg);
     } else if (res.status == ISSUER_PENDING) {
         out->next_check = res.retry_at;
+        snprintf(out->pending_message, sizeof(out->pending_message), "%s", res.message);
     } else {
         decide_failure_clear(&state->failures);
         out->stored = true;
@@ -280,6 +281,7 @@ int certsync_run(const struct certsync_env *env, const struct certsync_request *
     si.stored = s.found ? &s.meta : NULL;
     si.failures = &state->failures;
     si.issuer_message = req->issuer_message;
+    si.pending_message = out->pending_message;
     out->status_changed = status_certificate_update(&state->status, &si, now);
 done:
     store_meta_dispose(&s.meta);

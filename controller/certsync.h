@@ -67,6 +67,8 @@ struct certsync_result {
     bool attempt_failed;
     enum issuer_reason failure_reason;
     const char *issuer_type;
+    /* The issuer answered PENDING: what it waits for (issuer_result.message); "" otherwise. */
+    char pending_message[256];
 };
 
 /*

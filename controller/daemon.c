@@ -256,6 +256,7 @@ static int setup(struct daemon *d, struct aegis_err *err)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     d->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (d->sigfd < 0)
@@ -383,7 +384,13 @@ static int loop(struct daemon *d)
         if (pfd[1].revents & POLLIN) {
             struct signalfd_siginfo si;
 
-            if (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            if (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && si.ssi_signo == SIGHUP) {
+                /* Something outside changed the store (aegisctl certificate revoke): look at
+                 * every object again now rather than at the periodic resync. */
+                aegis_log(AEGIS_LOG_INFO, "controller", "SIGHUP: resyncing every object");
+                reconcile_resync_all(d->rec, (int64_t)time(NULL));
+                due = 0;
+            } else if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
                 aegis_log(AEGIS_LOG_INFO, "controller", "%s: stopping",
                           si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
                 return 0;

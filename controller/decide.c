@@ -594,6 +594,8 @@ void decide_certificate(const struct decide_cert_input *in, int64_t now,
         out->trigger = DECIDE_REASON_DOES_NOT_EXIST;
     else if (!out->valid)
         out->trigger = DECIDE_REASON_EXPIRED;
+    else if (json_is_object(json_object_get(st->extra, DECIDE_REVOKED_KEY)))
+        out->trigger = DECIDE_REASON_REVOKED;
     else if (out->spec_changed)
         out->trigger = DECIDE_REASON_SPEC_CHANGED;
     else if (renewal_due(now, out->renewal_time))

@@ -61,6 +61,7 @@
     X(UP_TO_DATE, "UpToDate")                           /* nothing to do until renewalTime */      \
     X(DOES_NOT_EXIST, "DoesNotExist")                   /* nothing stored: issue */                \
     X(EXPIRED, "Expired")                               /* past notAfter: issue */                 \
+    X(REVOKED, "Revoked")                               /* revoked (aegisctl): issue */            \
     X(SPEC_CHANGED, "SpecChanged")                      /* a hashed field changed: issue */        \
     X(RENEWING, "Renewing")                             /* renewalTime reached: issue */           \
     X(SOURCE_CHANGED, "SourceChanged")                  /* supplied certificate differs: import */ \
@@ -169,6 +170,13 @@ void decide_failure_record(struct decide_failures *f, int64_t now, const char *s
 void decide_failure_clear(struct decide_failures *f);
 
 /* What decide_certificate looks at. Every pointer is borrowed. */
+/*
+ * The member of a stored certificate's meta.extra that marks it revoked (aegisctl certificate
+ * revoke): {"at": Unix seconds, "reason": "keyCompromise"}. A revoked certificate is replaced
+ * like an expired one, and is served meanwhile (there is nothing better to serve).
+ */
+#define DECIDE_REVOKED_KEY "revoked"
+
 struct decide_cert_input {
     const struct aegis_certificate_spec *spec;
     int64_t generation;              /* metadata.generation, handed on to the status */

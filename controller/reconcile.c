@@ -1133,6 +1133,15 @@ static void write_statuses(struct reconciler *r, struct reconcile_report *rep)
     r->n_dirty = kept;
 }
 
+void reconcile_resync_all(struct reconciler *r, int64_t now)
+{
+    /* schedule() only moves a due time earlier; a Certificate whose step is out on a worker is
+     * synced again when it comes back (o->resync, set when it is taken off the heap). */
+    for (size_t b = 0; b < r->n_buckets; b++)
+        for (struct obj *o = r->buckets[b]; o != NULL; o = o->next_in_bucket)
+            schedule(r, o, now);
+}
+
 unsigned reconcile_in_flight(const struct reconciler *r)
 {
     return in_flight(r);

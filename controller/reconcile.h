@@ -129,6 +129,9 @@ void reconcile_set_snapshot(struct reconciler *r, struct watch_snapshot *snap);
  * even if nothing changed. */
 void reconcile_repush(struct reconciler *r);
 
+/* Makes every object due at now (SIGHUP: e.g. after aegisctl changed the store). */
+void reconcile_resync_all(struct reconciler *r, int64_t now);
+
 /* Readable when work done on the workers waits for a step; -1 without workers. */
 int reconcile_fd(const struct reconciler *r);
 /* Certificates whose step is out on the workers. */

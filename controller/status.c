@@ -300,6 +300,9 @@ static void trigger_text(const struct decide_cert_result *d, const struct store_
         snprintf(buf, size, "%s expired at %s%s", what, mtime(m->not_after, t1),
                  d->supplied ? "; supply a new one" : "");
         return;
+    case DECIDE_REASON_REVOKED:
+        snprintf(buf, size, "the certificate was revoked (aegisctl certificate revoke)");
+        break;
     case DECIDE_REASON_RENEWING:
         snprintf(buf, size, "renewal time %s reached; the certificate is valid until %s",
                  mtime(d->renewal_time, t1), mtime(m->not_after, t2));
@@ -368,7 +371,13 @@ static void cert_conditions(struct aegis_certificate_status *st, const struct st
                              decide_reason_names[d->trigger], msg, gen, now);
 
     /* Issuing, as cert-manager's: True while a certificate is being obtained. */
-    if (d->issue || d->reason == DECIDE_REASON_WAITING_FOR_CERTIFICATE)
+    if (d->issue && in->pending_message != NULL && in->pending_message[0] != '\0') {
+        /* An issuer that is still working says what it waits for (order pending, rate limited
+         * until T, DNS propagation ...): that is what a user watching the status wants to see. */
+        snprintf(msg, sizeof(msg), "%s; %s", text, in->pending_message);
+        status_condition_set(v, n, STATUS_CONDITION_ISSUING, AEGIS_CONDITION_STATUS_TRUE,
+                             decide_reason_names[d->trigger], msg, gen, now);
+    } else if (d->issue || d->reason == DECIDE_REASON_WAITING_FOR_CERTIFICATE)
         status_condition_set(v, n, STATUS_CONDITION_ISSUING, AEGIS_CONDITION_STATUS_TRUE,
                              decide_reason_names[d->trigger], text, gen, now);
     else if (d->reason == DECIDE_REASON_BACKOFF_ACTIVE)

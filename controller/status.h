@@ -70,6 +70,9 @@ struct status_cert_input {
     const struct store_meta *stored;           /* the stored record's metadata; NULL when none */
     const struct decide_failures *failures;    /* NULL: none */
     const char *issuer_message; /* why the Issuer is not ready, for the messages; may be NULL */
+    /* What an issuance that answered PENDING in this step waits for (issuer_result.message, e.g.
+     * "waiting for the CA to validate"), added to the Issuing condition; NULL or "": none. */
+    const char *pending_message;
 };
 
 /*

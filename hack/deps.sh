@@ -26,8 +26,9 @@ packages=(
     pebble
     # Later issues add their test servers and clients here: kubectl.
 )
-# --bench: the peers and load generators of hack/bench/dataplane.sh (run by hand, not by CI).
-bench_packages=(h2o nginx-light haproxy wrk nghttp2-client linux-perf python3-cryptography)
+# --bench: the peers and load generators of hack/bench/dataplane.sh, and lego, the ACME client
+# hack/bench/acme.sh compares with (run by hand, not by CI).
+bench_packages=(h2o nginx-light haproxy wrk nghttp2-client linux-perf python3-cryptography lego)
 if [[ ${1:-} == --bench ]]; then
     packages+=("${bench_packages[@]}")
 elif (($#)); then

@@ -25,6 +25,7 @@
 #include "issuer/acme_jws.h"
 #include "issuer/acme_solver.h"
 #include "issuer/dns01.h"
+#include "issuer/dns01_propagation.h"
 
 #define HAS(obj, field) (((obj)->present >> (field)) & 1u)
 #define WHERE "acme"
@@ -44,9 +45,22 @@ struct run {
     char digest[2 * SHA256_DIGEST_LENGTH + 1];
     int64_t deadline_ms; /* polling budget (monotonic) */
     int64_t retry_at;    /* the latest Retry-After seen */
+    char wait_msg[256];  /* what a STEP_WAIT_DNS waits for */
+    /* The order as the CA's last answer to newOrder or finalize showed it (a new reference), so
+     * that the next round reads it without asking again; NULL: ask. */
+    json_t *order;
+    int64_t poll_ms; /* the next poll step; grows from ACME_POLL_FIRST_MS to ACME_POLL_STEP_MS */
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
 
 static int post(struct run *r, const char *url, const char *payload, const char *label,
                 const char *accept, struct acme_response *resp, struct aegis_err *err)
@@ -239,10 +253,13 @@ static int new_order(struct run *r, struct aegis_err *err)
         rc = aegis_err_set(err, -AEGIS_E_STATE, WHERE,
                            "the CA's answer to newOrder lacks the order URL or authorizations");
     if (rc == 0) {
-        r->st = json_pack("{s:s, s:s, s:s, s:O, s:[], s:[], s:I, s:i}", "request", r->digest, "url",
-                          resp.location, "finalize", str(resp.json, "finalize"), "authorizations",
-                          json_object_get(resp.json, "authorizations"), "presented", "challenged",
-                          "created", (json_int_t)r->req->now, "transportFailures", 0);
+        r->st = json_pack("{s:s, s:s, s:s, s:O, s:[], s:[], s:[], s:I, s:i}", "request", r->digest,
+                          "url", resp.location, "finalize", str(resp.json, "finalize"),
+                          "authorizations", json_object_get(resp.json, "authorizations"),
+                          "presented", "challenged", "answered", "created", (json_int_t)r->req->now,
+                          "transportFailures", 0);
+        json_decref(r->order);
+        r->order = json_incref(resp.json);
         aegis_log(AEGIS_LOG_INFO, WHERE, "Certificate %s/%s: order %s opened",
                   r->req->cert_namespace, r->req->cert_name, resp.location);
         rc = save(r, err);
@@ -348,9 +365,9 @@ static int present(struct run *r, const char *authz_url, size_t solver, const ch
         rc = ops->present(&rec, err);
         if (rc == 0) {
             json_array_append_new(json_object_get(r->st, "presented"),
-                                  json_pack("{s:s, s:s, s:s, s:s, s:I}", "authz", authz_url, "type",
-                                            type, "fqdn", fqdn, "value", value, "solver",
-                                            (json_int_t)solver));
+                                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "authz", authz_url,
+                                            "type", type, "fqdn", fqdn, "value", value, "solver",
+                                            (json_int_t)solver, "at", (json_int_t)r->req->now));
             rc = save(r, err);
         } else {
             r->res->reason = ISSUER_REASON_REJECTED;
@@ -360,7 +377,41 @@ static int present(struct run *r, const char *authz_url, size_t solver, const ch
     return rc;
 }
 
-enum step { STEP_DONE, STEP_WAIT, STEP_WAIT_PUBLISH };
+enum step { STEP_DONE, STEP_WAIT, STEP_WAIT_DNS, STEP_WAIT_PUBLISH };
+
+/*
+ * DNS-01: whether the CA may be told to validate - the record is visible at the solver's
+ * nameservers, or propagationTimeout (0: no check) has passed since it was presented, when the
+ * CA is asked anyway (its resolvers may see what ours do not, e.g. split-horizon DNS). Otherwise
+ * r->wait_msg says what is awaited. One query per call: the order comes back PENDING.
+ */
+static bool dns_visible(struct run *r, const char *authz_url, size_t solver)
+{
+    const struct aegis_acme_solver_dns01 *d = &r->req->issuer->acme.solvers.v[solver].dns01;
+    const json_t *p = presented(r->st, authz_url);
+    int64_t since = r->req->now - json_integer_value(json_object_get(p, "at"));
+    int64_t limit = d->propagation_timeout_ms / 1000;
+    const char *at = d->nameservers.n > 0 ? d->nameservers.v[0] : "the system's resolvers";
+    struct aegis_err e = {0};
+    bool visible = false;
+
+    if (limit <= 0 || p == NULL)
+        return true;
+    if (dns01_txt_visible(d, str(p, "fqdn"), str(p, "value"), &visible, &e) == 0 && visible)
+        return true;
+    if (since >= limit) {
+        aegis_log(AEGIS_LOG_WARN, WHERE,
+                  "Certificate %s/%s: the TXT record %s is not visible at %s after %lld s "
+                  "(propagationTimeout); asking the CA to validate anyway",
+                  r->req->cert_namespace, r->req->cert_name, str(p, "fqdn"), at, (long long)since);
+        return true;
+    }
+    snprintf(r->wait_msg, sizeof(r->wait_msg),
+             "waiting for the TXT record %.100s to be visible at %.64s (%lld s of %lld s)%s%.60s",
+             str(p, "fqdn"), at, (long long)since, (long long)limit, e.msg[0] != '\0' ? ": " : "",
+             e.msg);
+    return false;
+}
 
 /* One pending authorization: answer its challenge. */
 static int authz_step(struct run *r, const char *url, enum step *step, struct aegis_err *err)
@@ -413,14 +464,26 @@ static int authz_step(struct run *r, const char *url, enum step *step, struct ae
         rc = present(r, url, solver, type, str(chosen, "token"), keyauth, str(ident, "value"), err);
     if (rc < 0)
         goto out;
-    if (strcmp(type, "http-01") == 0 &&
-        !r->req->http01->published(r->req->http01->ctx, str(chosen, "token"))) {
-        *step = STEP_WAIT_PUBLISH;
-        goto out;
+    if (strcmp(type, "http-01") == 0) {
+        /* The loop renders and pushes a new token at once (challenges.h wakes it): waiting
+         * here for the acknowledgement, within the call's budget, saves the CA a second look
+         * at the order and the authorization. */
+        while (!r->req->http01->published(r->req->http01->ctx, str(chosen, "token")) &&
+               aegis_monotonic_ms() + ACME_PUBLISH_STEP_MS < r->deadline_ms)
+            sleep_ms(ACME_PUBLISH_STEP_MS);
+        if (!r->req->http01->published(r->req->http01->ctx, str(chosen, "token"))) {
+            *step = STEP_WAIT_PUBLISH;
+            goto out;
+        }
     }
     if (strcmp(str(chosen, "status"), "pending") == 0 &&
         !in_list(json_object_get(r->st, "challenged"), str(chosen, "url"))) {
         struct acme_response cr;
+
+        if (strcmp(type, "dns-01") == 0 && !dns_visible(r, url, solver)) {
+            *step = STEP_WAIT_DNS;
+            goto out;
+        }
 
         acme_response_init(&cr);
         rc = post(r, str(chosen, "url"), "{}", "challenge", NULL, &cr, err);
@@ -429,6 +492,8 @@ static int authz_step(struct run *r, const char *url, enum step *step, struct ae
             goto out;
         json_array_append_new(json_object_get(r->st, "challenged"),
                               json_string(str(chosen, "url")));
+        if (json_is_array(json_object_get(r->st, "answered")))
+            json_array_append_new(json_object_get(r->st, "answered"), json_string(url));
         rc = save(r, err);
     }
     if (*step == STEP_DONE)
@@ -437,6 +502,25 @@ out:
     free(keyauth);
     json_decref(authz);
     acme_response_dispose(&resp);
+    return rc;
+}
+
+/*
+ * An answered HTTP-01 challenge stays published until the CA decided it: the challenge set lives
+ * in memory, so a restarted controller must present the token again (idempotent otherwise).
+ */
+static int republish(struct run *r, const char *authz_url, struct aegis_err *err)
+{
+    const json_t *p = presented(r->st, authz_url);
+    char *keyauth = NULL;
+    int rc;
+
+    if (p == NULL || strcmp(str(p, "type"), "http-01") != 0 || r->req->http01 == NULL)
+        return 0;
+    rc = acme_jws_key_authorization(str(p, "token"), acme_account_key(r->acct), &keyauth, err);
+    if (rc == 0)
+        rc = r->req->http01->present(r->req->http01->ctx, str(p, "token"), keyauth, err);
+    free(keyauth);
     return rc;
 }
 
@@ -505,6 +589,12 @@ static int finalize(struct run *r, struct aegis_err *err)
     text = aegis_asprintf("{\"csr\":\"%s\"}", b64);
     acme_response_init(&resp);
     rc = post(r, str(r->st, "finalize"), text, "finalize", NULL, &resp, err);
+    /* The answer is the order (RFC 8555 7.4): often already valid, else processing. */
+    if (rc == 0 && json_is_object(resp.json) &&
+        json_is_string(json_object_get(resp.json, "status"))) {
+        json_decref(r->order);
+        r->order = json_incref(resp.json);
+    }
     acme_response_dispose(&resp);
     free(b64);
     free(text);
@@ -587,14 +677,6 @@ out:
 
 /* ---- the state machine ---------------------------------------------------------------------- */
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static void pending(struct run *r, int64_t at, const char *what)
 {
     size_t n = strnlen(what, sizeof(r->res->message) - 1);
@@ -610,8 +692,12 @@ static void pending(struct run *r, int64_t at, const char *what)
 /* Waits a poll step when the budget allows; else answers PENDING. Returns true to go on. */
 static bool wait_or_pending(struct run *r, const char *what)
 {
-    if (r->retry_at <= r->req->now && aegis_monotonic_ms() + ACME_POLL_STEP_MS < r->deadline_ms) {
-        sleep_ms(ACME_POLL_STEP_MS);
+    /* A CA usually decides within milliseconds: look again soon, then less often. */
+    int64_t step = r->poll_ms < ACME_POLL_FIRST_MS ? ACME_POLL_FIRST_MS : r->poll_ms;
+
+    if (r->retry_at <= r->req->now && aegis_monotonic_ms() + step < r->deadline_ms) {
+        sleep_ms(step);
+        r->poll_ms = step * 2 < ACME_POLL_STEP_MS ? step * 2 : ACME_POLL_STEP_MS;
         return true;
     }
     pending(r, r->retry_at > r->req->now ? r->retry_at : r->req->now + ACME_RETRY_S, what);
@@ -625,13 +711,18 @@ static int advance(struct run *r, struct aegis_err *err)
         struct acme_response resp;
         json_t *order = NULL;
         const char *status;
-        int rc;
+        int rc = 0;
 
-        acme_response_init(&resp);
-        rc = get_json(r, str(r->st, "url"), "order", &order, &resp, err);
-        acme_response_dispose(&resp);
-        if (rc < 0)
-            return rc;
+        if (r->order != NULL) {
+            order = r->order;
+            r->order = NULL;
+        } else {
+            acme_response_init(&resp);
+            rc = get_json(r, str(r->st, "url"), "order", &order, &resp, err);
+            acme_response_dispose(&resp);
+            if (rc < 0)
+                return rc;
+        }
         status = str(order, "status");
         if (strcmp(status, "pending") == 0) {
             enum step step = STEP_DONE;
@@ -640,8 +731,19 @@ static int advance(struct run *r, struct aegis_err *err)
 
             json_array_foreach(json_object_get(r->st, "authorizations"), i, u)
             {
-                enum step s = STEP_DONE;
+                enum step s = STEP_WAIT;
 
+                /* An authorization whose challenge was posted needs no second look: the order
+                 * turns ready or invalid when it is decided. */
+                if (in_list(json_object_get(r->st, "answered"), json_string_value(u))) {
+                    rc = republish(r, json_string_value(u), err);
+                    if (rc < 0)
+                        break;
+                    if (s > step)
+                        step = s;
+                    continue;
+                }
+                s = STEP_DONE;
                 rc = authz_step(r, json_string_value(u), &s, err);
                 if (rc < 0)
                     break;
@@ -655,6 +757,10 @@ static int advance(struct run *r, struct aegis_err *err)
                 /* The dataplanes serve the token only after the loop rendered and pushed it. */
                 pending(r, r->req->now + ACME_RETRY_S,
                         "waiting for the dataplanes to serve the HTTP-01 token");
+                return 0;
+            }
+            if (step == STEP_WAIT_DNS) {
+                pending(r, r->req->now + DNS01_PROPAGATION_POLL_S, r->wait_msg);
                 return 0;
             }
             if (step == STEP_WAIT && !wait_or_pending(r, "waiting for the CA to validate"))
@@ -776,6 +882,7 @@ static int acme_issue(const struct issuer_request *req, struct issuer_result *re
         aegis_log(AEGIS_LOG_WARN, WHERE, "Certificate %s/%s: %s", req->cert_namespace,
                   req->cert_name, err->msg);
     json_decref(r.st);
+    json_decref(r.order);
     EVP_PKEY_free(r.key);
     return rc;
 }
@@ -793,6 +900,9 @@ static int acme_check(const struct aegis_issuer_spec *spec, const char *ns, cons
         if (HAS(&a->solvers.v[i], API_F_ACME_SOLVER_DNS01) &&
             dns01_for_spec(&a->solvers.v[i].dns01, &ops, err) < 0)
             return -AEGIS_E_UNSUPPORTED;
+        if (HAS(&a->solvers.v[i], API_F_ACME_SOLVER_DNS01) &&
+            dns01_nameservers_check(&a->solvers.v[i].dns01, err) < 0)
+            return -AEGIS_E_INVALID;
     }
     if (HAS(a, API_F_ACME_ISSUER_EXTERNAL_ACCOUNT_BINDING) &&
         (a->external_account_binding.key_id == NULL ||
@@ -807,4 +917,5 @@ const struct issuer_ops issuer_acme_ops = {
     .spec_field = API_F_ISSUER_SPEC_ACME,
     .check = acme_check,
     .issue = acme_issue,
+    .revoke = acme__revoke,
 };

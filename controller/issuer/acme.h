@@ -33,9 +33,17 @@
 
 extern const struct issuer_ops issuer_acme_ops;
 
-/* Polling inside one issue() call: at most this long in total, this often. */
+/* issuer_acme_ops.revoke (acme_revoke.c): revokeCert signed with the Issuer's account key. */
+int acme__revoke(const struct issuer_revoke_request *req, struct aegis_err *err);
+
+/* Polling inside one issue() call: at most this long in total, first after ACME_POLL_FIRST_MS,
+ * the step doubling up to ACME_POLL_STEP_MS. */
 #define ACME_POLL_BUDGET_MS 3000
+#define ACME_POLL_FIRST_MS 25
 #define ACME_POLL_STEP_MS 200
+/* Waiting, within that budget, for the dataplanes to acknowledge a new HTTP-01 token: this often
+ * (a local render and push, usually done in tens of milliseconds). */
+#define ACME_PUBLISH_STEP_MS 20
 /* Requests-and-answers rounds of one issue() call (bounds the work whatever the CA says). */
 #define ACME_ROUNDS_MAX 24
 /* A PENDING wait when the CA gave no Retry-After. */

@@ -671,8 +671,15 @@ int acme_client_post(struct acme_client *c, EVP_PKEY *key, const char *kid, cons
     if (resp->status >= 200 && resp->status < 300)
         return 0;
     if (resp->problem.message[0] != '\0')
-        return aegis_err_set(err, resp->status == 429 ? -EAGAIN : -AEGIS_E_STATE, WHERE,
+        return aegis_err_set(err, acme_client_error_code(resp->status, &resp->problem), WHERE,
                              "the CA said: %s", resp->problem.message);
-    return aegis_err_set(err, -AEGIS_E_STATE, WHERE, "the CA at %s answered HTTP %ld to %s",
-                         c->host, resp->status, path_label);
+    return aegis_err_set(err, acme_client_error_code(resp->status, &resp->problem), WHERE,
+                         "the CA at %s answered HTTP %ld to %s", c->host, resp->status, path_label);
+}
+
+int acme_client_error_code(long status, const struct acme_problem *p)
+{
+    if (status == 429 || (p != NULL && strcmp(p->type, "rateLimited") == 0))
+        return -EAGAIN;
+    return -AEGIS_E_STATE;
 }

@@ -102,6 +102,12 @@ void acme_problem_parse(const json_t *doc, struct acme_problem *p);
  */
 int64_t acme_retry_after_parse(const char *value, int64_t now);
 /*
+ * The code acme_client_post returns for a non-2xx answer: -EAGAIN when the CA rate-limits (HTTP
+ * 429, or a rateLimited problem whatever the status: RFC 8555 section 6.6), so the issuer waits
+ * for Retry-After and keeps the order; -AEGIS_E_STATE for every other refusal.
+ */
+int acme_client_error_code(long status, const struct acme_problem *p);
+/*
  * Appends to resp->alternates the targets of rel="alternate" links of one Link header value
  * (several links separated by commas).
  */

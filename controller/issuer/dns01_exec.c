@@ -60,6 +60,8 @@ static int run(const char *action, const struct dns01_record *rec, struct aegis_
     int64_t timeout = spec->timeout_ms > 0 ? spec->timeout_ms : DNS01_EXEC_TIMEOUT_DEFAULT_MS;
     char *argv[ARGS_MAX], output[DNS01_EXEC_OUTPUT_MAX] = "";
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none;
     size_t n = 0, out_len = 0;
     int fds[2], status = 0, rc;
     pid_t pid;
@@ -79,7 +81,14 @@ static int run(const char *action, const struct dns01_record *rec, struct aegis_
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    /* The controller blocks SIGINT, SIGTERM and SIGHUP for its signalfd; the hook must not
+     * inherit that mask (a blocked SIGTERM would make it unkillable by its own scripts). */
+    sigemptyset(&none);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setsigmask(&attr, &none);
+    rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     if (rc != 0) {

@@ -102,6 +102,21 @@ struct issuer_result {
     char message[256];         /* PENDING: what is awaited, for the status message */
 };
 
+/*
+ * One revocation (RFC 5280 reason codes), from aegisctl certificate revoke. Every pointer is
+ * borrowed for the call.
+ */
+struct issuer_revoke_request {
+    const char *issuer_namespace; /* the Issuer's (and its Certificate's) namespace */
+    const char *issuer_name;
+    const struct aegis_issuer_spec *issuer;
+    struct store *store;     /* where the issuer keeps its state (the ACME account) */
+    const char *secrets_dir; /* where secretRefs resolve */
+    int64_t now;
+    X509 *cert; /* the leaf to revoke */
+    int reason; /* CRLReason: 0 unspecified, 1 keyCompromise, 4 superseded, 5 cessation ... */
+};
+
 struct issuer_ops {
     const char *name; /* the Issuer spec key: "ca", "selfSigned", ... */
     int spec_field;   /* API_F_ISSUER_SPEC_*: the member of struct aegis_issuer_spec it serves */
@@ -118,6 +133,12 @@ struct issuer_ops {
      */
     int (*issue)(const struct issuer_request *req, struct issuer_result *res,
                  struct aegis_err *err);
+    /*
+     * Has the CA revoke req->cert. Returns 0, or a negative code with err saying why (the CA's
+     * words). NULL when this kind of Issuer cannot revoke through it (the local CA keeps its own
+     * list: aegisctl ca revoke).
+     */
+    int (*revoke)(const struct issuer_revoke_request *req, struct aegis_err *err);
 };
 
 /* The registry (registry.c): every issuer, NULL-terminated. */

@@ -21,6 +21,8 @@ PEBBLE = "/usr/bin/pebble"
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
 EAB_KID = "kid-1"
 EAB_HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+# Certificates of the renewal Pebble live this long (seconds): renewed ~2/3 in.
+SHORT_LIFETIME = 33
 
 
 def write(rel, text, mode=None):
@@ -57,7 +59,7 @@ def start_challtestsrv():
     return p, dns, mgmt
 
 
-def start_pebble(name, http_port, dns, env=None, eab=False):
+def start_pebble(name, http_port, dns, env=None, eab=False, validity=None):
     """A Pebble with its own TLS certificate; returns (process, acme port, mgmt port, log)."""
     port, mgmt = free_port(), free_port()
     cfg = {"pebble": {"listenAddress": f"127.0.0.1:{port}",
@@ -67,6 +69,8 @@ def start_pebble(name, http_port, dns, env=None, eab=False):
                       "ocspResponderURL": "", "externalAccountBindingRequired": eab}}
     if eab:
         cfg["pebble"]["externalAccountMACKeys"] = {EAB_KID: EAB_HMAC}
+    if validity:
+        cfg["pebble"]["certificateValidityPeriod"] = validity
     write(f"{name}.json", json.dumps(cfg))
     e = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0",
              PEBBLE_AUTHZREUSE="0")

@@ -55,8 +55,8 @@ spec:
 {extra}"""
 
 
-def acme_cf_issuer(name, port, url, zone,
-                   auth="apiTokenSecretRef: {name: cf, key: dns-token}"):
+def acme_cf_issuer(name, port, url, zone, dns,
+                   auth="apiTokenSecretRef: {name: cf, key: dns-token}", wait="120s"):
     return f"""apiVersion: aegis.dev/v1alpha1
 kind: Issuer
 metadata: {{name: {name}}}
@@ -70,6 +70,9 @@ spec:
           cloudflare:
             {auth}
             apiURL: {url}
+          # the records are visible at challtestsrv's DNS (which Pebble asks), not the system's
+          nameservers: ['127.0.0.1:{dns}']
+          propagationTimeout: {wait}
         selector: {{dnsZones: [{zone}]}}
 """
 
@@ -161,9 +164,10 @@ def main():
         origin_issuer("cf-late", late_url, token),
         origin_issuer("cf-revoke", url, "originCAKeySecretRef: {name: cf, key: origin-key}",
                       "    revokeOnDelete: true\n"),
-        acme_cf_issuer("acme-cf", port, url, "dns.test"),
-        acme_cf_issuer("acme-cf-fail", port, url, "fail.test"),
-        acme_cf_issuer("acme-cf-key", port, url, "key.test",
+        acme_cf_issuer("acme-cf", port, url, "dns.test", dns),
+        # Its records never reach challtestsrv: no waiting, the CA is asked at once and refuses.
+        acme_cf_issuer("acme-cf-fail", port, url, "fail.test", dns, wait="0s"),
+        acme_cf_issuer("acme-cf-key", port, url, "key.test", dns,
                        "apiKeySecretRef: {name: cf, key: global-key}\n"
                        "            email: ops@example.test"),
     ]))

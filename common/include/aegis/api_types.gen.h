@@ -300,13 +300,22 @@ struct aegis_acme_solver_dns01 {
     struct aegis_acme_dns01_cloudflare cloudflare;
     /* Run a user command. */
     struct aegis_acme_dns01_exec exec;
-    /* How long to wait for the record to be visible before asking the CA to validate. */
+    /*
+     * How long to wait for the record to be visible before asking the CA to validate (0s: do not
+     * check).
+     */
     int64_t propagation_timeout_ms;
+    /*
+     * Resolvers (IPv4 ADDR:PORT, e.g. 10.0.0.53:53) asked whether the record is visible; default
+     * the system's (/etc/resolv.conf).
+     */
+    struct aegis_strv nameservers;
 };
 enum {
     API_F_ACME_SOLVER_DNS01_CLOUDFLARE = 0,
     API_F_ACME_SOLVER_DNS01_EXEC = 1,
     API_F_ACME_SOLVER_DNS01_PROPAGATION_TIMEOUT = 2,
+    API_F_ACME_SOLVER_DNS01_NAMESERVERS = 3,
 };
 extern const struct api_type api_t_acme_solver_dns01;
 

@@ -649,8 +649,9 @@ static void test_registry_and_fake(void)
     memset(&is, 0, sizeof(is));
     CHECK(issuer_for_spec(&is, &ops, &err) == -AEGIS_E_INVALID, "empty Issuer spec");
     is.present = 1u << API_F_ISSUER_SPEC_ACME;
-    CHECK(issuer_for_spec(&is, &ops, &err) == 0 && ops != NULL && strcmp(ops->name, "acme") == 0,
-          "acme found");
+    CHECK(issuer_for_spec(&is, &ops, &err) == 0 && ops != NULL && strcmp(ops->name, "acme") == 0 &&
+              ops->revoke != NULL,
+          "acme found, and it can revoke");
     is.present = 1u << API_F_ISSUER_SPEC_CLOUDFLARE_ORIGIN_CA;
     CHECK(issuer_for_spec(&is, &ops, &err) == 0 && ops != NULL &&
               strcmp(ops->name, "cloudflareOriginCA") == 0,

@@ -5,7 +5,8 @@
  * on the next pass or a "restart" (a fresh state), a spec change re-issues and says which field,
  * renewal at renewalTime, rotationPolicy Never keeps the key, a missing Issuer waits without
  * spending an attempt, a failing Issuer backs off with the reason in the status, and a supplied
- * (custom) certificate is imported once and not again.
+ * (custom) certificate is imported once and not again; an issuer answering PENDING has its
+ * message in the Issuing condition.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,6 +290,44 @@ static void test_supplied(void)
     free(kpath);
 }
 
+/* An issuer still working (PENDING) says what it waits for in the Issuing condition. */
+static void test_pending_message(void)
+{
+    struct certsync_state state = {0};
+    struct certsync_result out;
+    const struct aegis_condition *c;
+    struct res r;
+    struct store_id id;
+    int64_t t = T0 + 500 * DAY;
+
+    store_id_set(&id, STORE_KIND_CERTIFICATE, "default", "app", NULL);
+    store_delete(st, &id, NULL);
+    res_load(&r, ISSUER_CA CERT("{issuerRef: {name: local}, dnsNames: [app.test]}"));
+    memset(&issuer_fake, 0, sizeof(issuer_fake));
+    issuer_fake.pending_calls = 1;
+    issuer_fake.pending_delay_s = 7;
+    issuer_override = &issuer_fake_ops;
+    CHECK_INT(run(&r, &state, t, &out), 0, "pass with a pending issuer runs");
+    c = status_condition_find(state.status.conditions.v, state.status.conditions.n,
+                              STATUS_CONDITION_ISSUING);
+    CHECK(!out.stored && out.next_check == t + 7 && c != NULL &&
+              c->status == AEGIS_CONDITION_STATUS_TRUE && c->message != NULL &&
+              strstr(c->message, "no certificate has been issued yet; the fake issuer is "
+                                 "pending (0 more)") != NULL,
+          "PENDING: Issuing True with the issuer's message, next check at its retry time");
+    if (c != NULL && c->message != NULL)
+        printf("# Issuing: %s\n", c->message);
+    CHECK_INT(run(&r, &state, t + 7, &out), 0, "pass after the wait runs");
+    c = status_condition_find(state.status.conditions.v, state.status.conditions.n,
+                              STATUS_CONDITION_ISSUING);
+    CHECK(out.stored && ready(&state) && c != NULL && c->status == AEGIS_CONDITION_STATUS_FALSE &&
+              c->message != NULL && strstr(c->message, "pending") == NULL,
+          "DONE: the pending message is gone");
+    issuer_override = NULL;
+    resource_set_dispose(&r.set);
+    certsync_state_dispose(&state);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -299,6 +338,7 @@ int main(void)
         test_lifecycle();
         test_issuer_problems();
         test_supplied();
+        test_pending_message();
     }
     store_close(st);
     testutil_rm_rf(tmpdir);

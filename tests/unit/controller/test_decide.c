@@ -401,6 +401,16 @@ static void test_lifecycle(void)
     CHECK_STR(decide_reason_names[r.reason], "Renewing", "renewalTime reached: Renewing");
     CHECK(r.ready && r.valid, "renewing: still ready");
 
+    /* marked revoked (aegisctl certificate revoke) -> Revoked: re-issued, served meanwhile */
+    w.meta.extra = json_pack("{s:{s:I, s:s}}", DECIDE_REVOKED_KEY, "at", (json_int_t)issued_at,
+                             "reason", "keyCompromise");
+    world_decide(&w, issued_at + DAY, &r);
+    CHECK(r.issue && r.reason == DECIDE_REASON_REVOKED && !r.ready && r.valid,
+          "revoked: issue now, not ready, still valid (served until replaced)");
+    CHECK_STR(decide_reason_names[r.reason], "Revoked", "revoked: Revoked");
+    json_decref(w.meta.extra);
+    w.meta.extra = NULL;
+
     /* not renewed (say the controller was down) until notAfter -> Expired */
     world_decide(&w, w.meta.not_after - 1, &r);
     CHECK_INT(r.reason, DECIDE_REASON_RENEWING, "a second before notAfter: Renewing");
