@@ -94,6 +94,13 @@ static int write_all(int fd, const void *data, size_t len)
 int store__write_file(const char *path, const void *data, size_t len, bool replace,
                       struct aegis_err *err)
 {
+    return store__write_file_flags(path, data, len, replace ? STORE_WRITE_REPLACE : 0, err);
+}
+
+int store__write_file_flags(const char *path, const void *data, size_t len, unsigned flags,
+                            struct aegis_err *err)
+{
+    bool replace = (flags & STORE_WRITE_REPLACE) != 0, sync = (flags & STORE_WRITE_NO_SYNC) == 0;
     const char *slash = strrchr(path, '/');
     char *dir = dirname_of(path);
     char *tmp = aegis_asprintf("%s/.%s.tmp.XXXXXX", dir, slash ? slash + 1 : path);
@@ -117,7 +124,7 @@ int store__write_file(const char *path, const void *data, size_t len, bool repla
         aegis_err_set(err, rc, path, "cannot write: %s", strerror(-rc));
         goto out;
     }
-    if (fsync(fd) != 0) {
+    if (sync && fsync(fd) != 0) {
         rc = aegis_err_set(err, -errno, path, "cannot sync: %s", strerror(errno));
         goto out;
     }
@@ -137,7 +144,8 @@ int store__write_file(const char *path, const void *data, size_t len, bool repla
                  : aegis_err_set(err, -errno, path, "cannot link into place: %s", strerror(errno));
         goto out;
     }
-    rc = store__fsync_parent(path, err);
+    if (sync)
+        rc = store__fsync_parent(path, err);
 out:
     if (fd >= 0)
         close(fd);

@@ -26,6 +26,7 @@
 #include "challenges.h"
 #include "cmetrics.h"
 #include "httpapi.h"
+#include "issuer/ca.h"
 #include "issuer/selfsigned.h"
 #include "push.h"
 #include "reconcile.h"
@@ -413,6 +414,7 @@ int daemon_run(const struct daemon_opts *o)
     httpapi_stop(d.http);
     supervise_free(d.sv);
     reconcile_free(d.rec);
+    ca_local_forget();
     challenges_free(d.challenges);
     if (d.wakefd >= 0)
         close(d.wakefd);

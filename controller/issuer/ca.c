@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -28,6 +30,8 @@
 #define CA_LOCK_FILE "ca.lock"
 
 struct ca {
+    /* References beyond the first (the local CA is shared by every issuance: local_cache). */
+    _Atomic int extra_refs;
     X509 *signer;           /* signs leaves: the intermediate, or the given CA certificate */
     EVP_PKEY *signer_key;   /* its private key */
     STACK_OF(X509) * chain; /* what follows a leaf: the signer and its issuers, minus the root */
@@ -37,7 +41,7 @@ struct ca {
 
 void ca_free(struct ca *ca)
 {
-    if (ca == NULL)
+    if (ca == NULL || atomic_fetch_sub(&ca->extra_refs, 1) > 0)
         return;
     X509_free(ca->signer);
     EVP_PKEY_free(ca->signer_key);
@@ -307,7 +311,101 @@ out:
     return rc;
 }
 
+/*
+ * The local CA once opened, shared by every issuance: opening it decodes two private keys, which
+ * with OpenSSL 3's decoders costs several times the signing itself (half of a 10,000-Certificate
+ * cold start). It is used again while the store holds the same root and intermediate (their
+ * fingerprints, read from the public part of the records) and the intermediate is not due for
+ * renewal; anything else goes the long way, which renews and reloads.
+ */
+static pthread_mutex_t local_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    struct ca *ca;
+    char root_fp[65], inter_fp[65];
+    int64_t inter_not_before, inter_not_after;
+} local_cache;
+
+/* The stored fingerprint of ca/<ns>/name into fp ("" when unreadable). */
+static void stored_fingerprint(struct store *st, const char *name, char fp[65])
+{
+    struct store_id id;
+    struct store_record rec;
+
+    fp[0] = '\0';
+    store_record_init(&rec);
+    if (ca_id(&id, name, NULL) == 0 && store_get_public(st, &id, &rec, NULL) == 0)
+        snprintf(fp, 65, "%s", rec.meta.fingerprint);
+    store_record_dispose(&rec);
+}
+
+static struct ca *local_cached(struct store *st, int64_t now, char root_fp[65], char inter_fp[65])
+{
+    struct ca *ca = NULL;
+
+    stored_fingerprint(st, CA_ROOT_NAME, root_fp);
+    stored_fingerprint(st, CA_INTERMEDIATE_NAME, inter_fp);
+    pthread_mutex_lock(&local_mu);
+    if (local_cache.ca != NULL && root_fp[0] != '\0' &&
+        strcmp(root_fp, local_cache.root_fp) == 0 && strcmp(inter_fp, local_cache.inter_fp) == 0 &&
+        local_cache.inter_not_before <= now &&
+        local_cache.inter_not_after - now >= CA_INTERMEDIATE_RENEW_S) {
+        ca = local_cache.ca;
+        atomic_fetch_add(&ca->extra_refs, 1);
+    }
+    pthread_mutex_unlock(&local_mu);
+    return ca;
+}
+
+static void local_remember(struct ca *ca, const char *root_fp, const char *inter_fp)
+{
+    struct ca *old;
+
+    atomic_fetch_add(&ca->extra_refs, 1);
+    pthread_mutex_lock(&local_mu);
+    old = local_cache.ca;
+    local_cache.ca = ca;
+    snprintf(local_cache.root_fp, sizeof(local_cache.root_fp), "%s", root_fp);
+    snprintf(local_cache.inter_fp, sizeof(local_cache.inter_fp), "%s", inter_fp);
+    if (pki_cert_validity(ca->signer, &local_cache.inter_not_before,
+                          &local_cache.inter_not_after) < 0)
+        local_cache.inter_not_after = 0; /* never used: renewal is always due */
+    pthread_mutex_unlock(&local_mu);
+    ca_free(old);
+}
+
+void ca_local_forget(void)
+{
+    struct ca *old;
+
+    pthread_mutex_lock(&local_mu);
+    old = local_cache.ca;
+    memset(&local_cache, 0, sizeof(local_cache));
+    pthread_mutex_unlock(&local_mu);
+    ca_free(old);
+}
+
+static int local_open(struct store *st, int64_t now, struct ca **out, struct aegis_err *err);
+
 int ca_local_open(struct store *st, int64_t now, struct ca **out, struct aegis_err *err)
+{
+    char root_fp[65], inter_fp[65];
+    int rc;
+
+    *out = local_cached(st, now, root_fp, inter_fp);
+    if (*out != NULL)
+        return 0;
+    rc = local_open(st, now, out, err);
+    if (rc == 0) {
+        /* What is stored now: the long way may have made or renewed a pair. */
+        stored_fingerprint(st, CA_ROOT_NAME, root_fp);
+        stored_fingerprint(st, CA_INTERMEDIATE_NAME, inter_fp);
+        if (root_fp[0] != '\0' && inter_fp[0] != '\0')
+            local_remember(*out, root_fp, inter_fp);
+    }
+    return rc;
+}
+
+static int local_open(struct store *st, int64_t now, struct ca **out, struct aegis_err *err)
 {
     struct ca_pair root = {0}, inter = {0};
     struct ca *ca = NULL;

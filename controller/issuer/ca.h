@@ -49,9 +49,13 @@ struct ca;
 
 /*
  * Opens the local CA in st, creating the root and intermediate on first use (and a missing or
- * nearly expired intermediate), as of now (Unix seconds). *ca is freed with ca_free.
+ * nearly expired intermediate), as of now (Unix seconds). *ca is freed with ca_free. The opened
+ * CA is kept and shared (a reference each) while the store holds the same pairs; it is
+ * thread-safe to use from several issuances at once (signing only reads it).
  */
 int ca_local_open(struct store *st, int64_t now, struct ca **ca, struct aegis_err *err);
+/* Drops the kept local CA (tests that replace a store; the daemon's exit). */
+void ca_local_forget(void);
 /*
  * A given CA: chain_pem is its certificate (first) and optionally the chain above it; key_pem
  * its private key. Checks the key matches, the certificate is a CA (basicConstraints CA:TRUE)

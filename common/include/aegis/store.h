@@ -251,6 +251,15 @@ int store__id_check(const struct store_id *id, struct aegis_err *err);
  * directory, fsync, then rename (replace) or link (!replace: -EEXIST when path exists), then
  * fsync of the directory.
  */
+/*
+ * The same with flags: STORE_WRITE_REPLACE as replace above; STORE_WRITE_NO_SYNC skips both
+ * fsyncs, for derived files that are rebuilt after a crash (status files): still atomic (a
+ * reader sees the old or the new file), only not durable.
+ */
+#define STORE_WRITE_REPLACE 0x1u
+#define STORE_WRITE_NO_SYNC 0x2u
+int store__write_file_flags(const char *path, const void *data, size_t len, unsigned flags,
+                            struct aegis_err *err);
 int store__write_file(const char *path, const void *data, size_t len, bool replace,
                       struct aegis_err *err);
 /* Creates dir and its missing parents with mode 0700 (existing ones are left as they are). */
