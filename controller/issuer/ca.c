@@ -345,9 +345,8 @@ static struct ca *local_cached(struct store *st, int64_t now, char root_fp[65], 
     stored_fingerprint(st, CA_ROOT_NAME, root_fp);
     stored_fingerprint(st, CA_INTERMEDIATE_NAME, inter_fp);
     pthread_mutex_lock(&local_mu);
-    if (local_cache.ca != NULL && root_fp[0] != '\0' &&
-        strcmp(root_fp, local_cache.root_fp) == 0 && strcmp(inter_fp, local_cache.inter_fp) == 0 &&
-        local_cache.inter_not_before <= now &&
+    if (local_cache.ca != NULL && root_fp[0] != '\0' && strcmp(root_fp, local_cache.root_fp) == 0 &&
+        strcmp(inter_fp, local_cache.inter_fp) == 0 && local_cache.inter_not_before <= now &&
         local_cache.inter_not_after - now >= CA_INTERMEDIATE_RENEW_S) {
         ca = local_cache.ca;
         atomic_fetch_add(&ca->extra_refs, 1);
@@ -366,8 +365,8 @@ static void local_remember(struct ca *ca, const char *root_fp, const char *inter
     local_cache.ca = ca;
     snprintf(local_cache.root_fp, sizeof(local_cache.root_fp), "%s", root_fp);
     snprintf(local_cache.inter_fp, sizeof(local_cache.inter_fp), "%s", inter_fp);
-    if (pki_cert_validity(ca->signer, &local_cache.inter_not_before,
-                          &local_cache.inter_not_after) < 0)
+    if (pki_cert_validity(ca->signer, &local_cache.inter_not_before, &local_cache.inter_not_after) <
+        0)
         local_cache.inter_not_after = 0; /* never used: renewal is always due */
     pthread_mutex_unlock(&local_mu);
     ca_free(old);

@@ -371,8 +371,8 @@ static void test_file_paths_anchored(void)
     }
     done(&set, &d);
     load(&set, &d, yaml);
-    CHECK(set.n == 2 && strcmp(set.v[0]->spec.certificate.custom.certificate.file,
-                               "certs/a.crt") == 0,
+    CHECK(set.n == 2 &&
+              strcmp(set.v[0]->spec.certificate.custom.certificate.file, "certs/a.crt") == 0,
           "a file named without a directory leaves paths relative to the working directory");
     done(&set, &d);
 }
