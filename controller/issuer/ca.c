@@ -394,7 +394,7 @@ int ca_local_open(struct store *st, int64_t now, struct ca **out, struct aegis_e
     if (*out != NULL)
         return 0;
     rc = local_open(st, now, out, err);
-    if (rc == 0) {
+    if (rc == 0 && *out != NULL) {
         /* What is stored now: the long way may have made or renewed a pair. */
         stored_fingerprint(st, CA_ROOT_NAME, root_fp);
         stored_fingerprint(st, CA_INTERMEDIATE_NAME, inter_fp);
