@@ -64,47 +64,32 @@ static void usage(FILE *out)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
-        {"namespace", required_argument, NULL, 'n'},
+        CTL_NAMESPACE_LONGOPT,
         CTL_STORE_LONGOPTS,
         {"cert", required_argument, NULL, 'c'},
         {"key", required_argument, NULL, 'K'},
         {"pkcs12", required_argument, NULL, 'p'},
         {"password-file", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CTL_HELP_LONGOPTS_END,
     };
     int c;
 
     memset(o, 0, sizeof(*o));
     o->ns = "default";
-    ctl_store_opts_init(&o->store);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "n:d:h", longopts, NULL)) != -1) {
-        if (ctl_store_opt(&o->store, c, optarg))
-            continue;
-        switch (c) {
-        case 'n':
+    ctl_store_getopt_begin(&o->store);
+    while ((c = ctl_store_getopt(argc, argv, "n:d:h", longopts, &o->store, usage)) != -1) {
+        if (c == 'n')
             o->ns = optarg;
-            break;
-        case 'c':
+        else if (c == 'c')
             o->cert = optarg;
-            break;
-        case 'K':
+        else if (c == 'K')
             o->key = optarg;
-            break;
-        case 'p':
+        else if (c == 'p')
             o->pkcs12 = optarg;
-            break;
-        case 'P':
+        else if (c == 'P')
             o->password_file = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(CTL_EXIT_OK);
-        default:
-            usage(stderr);
+        else
             return -1;
-        }
     }
     /* Exactly one of the two forms. */
     if ((o->pkcs12 != NULL) == (o->cert != NULL || o->key != NULL) ||

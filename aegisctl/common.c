@@ -2,9 +2,11 @@
 /*
  * What the store-using commands (ca, csr, certificate, store) share: printing an error the same
  * way, and opening the store with the master key from --master-key-file, $AEGIS_MASTER_KEY or
- * the state directory.
+ * the state directory; the option parsing they have in common.
  */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "aegis/err.h"
 #include "aegis/masterkey.h"
@@ -35,6 +37,31 @@ bool ctl_store_opt(struct ctl_store_opts *o, int c, const char *arg)
     else
         return false;
     return true;
+}
+
+void ctl_store_getopt_begin(struct ctl_store_opts *o)
+{
+    ctl_store_opts_init(o);
+    optind = 1; /* aegisctl's tests parse several command lines in one process */
+}
+
+int ctl_store_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                     struct ctl_store_opts *o, void (*usage)(FILE *out))
+{
+    int c;
+
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (ctl_store_opt(o, c, optarg))
+            continue;
+        if (c == 'h') {
+            usage(stdout);
+            exit(CTL_EXIT_OK);
+        }
+        if (c == '?' || c == ':')
+            usage(stderr);
+        return c == ':' ? '?' : c;
+    }
+    return -1;
 }
 
 int ctl_open_store(const struct ctl_store_opts *o, bool create, struct store **st,

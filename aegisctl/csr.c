@@ -60,39 +60,26 @@ static void usage(FILE *out)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
-        {"namespace", required_argument, NULL, 'n'},
+        CTL_NAMESPACE_LONGOPT,
         CTL_STORE_LONGOPTS,
         {"cert", required_argument, NULL, 'c'},
         {"renew", no_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CTL_HELP_LONGOPTS_END,
     };
     int c;
 
     memset(o, 0, sizeof(*o));
     o->ns = "default";
-    ctl_store_opts_init(&o->store);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "n:d:k:c:h", longopts, NULL)) != -1) {
-        if (ctl_store_opt(&o->store, c, optarg))
-            continue;
-        switch (c) {
-        case 'n':
+    ctl_store_getopt_begin(&o->store);
+    while ((c = ctl_store_getopt(argc, argv, "n:d:k:c:h", longopts, &o->store, usage)) != -1) {
+        if (c == 'n')
             o->ns = optarg;
-            break;
-        case 'c':
+        else if (c == 'c')
             o->cert_file = optarg;
-            break;
-        case 'r':
+        else if (c == 'r')
             o->renew = true;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(CTL_EXIT_OK);
-        default:
-            usage(stderr);
+        else
             return -1;
-        }
     }
     return optind;
 }

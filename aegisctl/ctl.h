@@ -3,6 +3,7 @@
 #ifndef AEGISCTL_CTL_H
 #define AEGISCTL_CTL_H
 
+#include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -102,11 +103,26 @@ struct ctl_store_opts {
 #define CTL_STORE_LONGOPTS                                                                         \
     {"state-dir", required_argument, NULL, 'd'},                                                   \
     {"master-key-file", required_argument, NULL, 'k'}
+/* --namespace (-n), for the commands that name a resource. */
+#define CTL_NAMESPACE_LONGOPT {"namespace", required_argument, NULL, 'n'}
+/* --help and the table's end: the last entries of every command's table. */
+#define CTL_HELP_LONGOPTS_END                                                                      \
+    {"help", no_argument, NULL, 'h'},                                                              \
+    {NULL, 0, NULL, 0}
 /* clang-format on */
 
 void ctl_store_opts_init(struct ctl_store_opts *o);
 /* Takes getopt's c and optarg when c is one of the shared flags; returns whether it was. */
 bool ctl_store_opt(struct ctl_store_opts *o, int c, const char *arg);
+/* ctl_store_opts_init, and a fresh scan for ctl_store_getopt (optind back to 1). */
+void ctl_store_getopt_begin(struct ctl_store_opts *o);
+/*
+ * getopt_long for a store-using command: the store flags go to o (ctl_store_opt), --help prints
+ * usage to stdout and exits 0, a wrong option prints usage to stderr and gives '?'. Returns the
+ * command's next own option, -1 after the last option.
+ */
+int ctl_store_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                     struct ctl_store_opts *o, void (*usage)(FILE *out));
 /*
  * Opens the store under o->state_dir with the master key from o->key_file, $AEGIS_MASTER_KEY or
  * the state directory (made there on first use when create).

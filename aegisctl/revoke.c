@@ -57,40 +57,27 @@ static void usage(FILE *out)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
-        {"namespace", required_argument, NULL, 'n'},
+        CTL_NAMESPACE_LONGOPT,
         CTL_STORE_LONGOPTS,
         {"reason", required_argument, NULL, 'r'},
         {"secrets-dir", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CTL_HELP_LONGOPTS_END,
     };
     int c;
 
     memset(o, 0, sizeof(*o));
     o->ns = "default";
     o->reason = "unspecified";
-    ctl_store_opts_init(&o->store);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "n:d:k:h", longopts, NULL)) != -1) {
-        if (ctl_store_opt(&o->store, c, optarg))
-            continue;
-        switch (c) {
-        case 'n':
+    ctl_store_getopt_begin(&o->store);
+    while ((c = ctl_store_getopt(argc, argv, "n:d:k:h", longopts, &o->store, usage)) != -1) {
+        if (c == 'n')
             o->ns = optarg;
-            break;
-        case 'r':
+        else if (c == 'r')
             o->reason = optarg;
-            break;
-        case 's':
+        else if (c == 's')
             o->secrets_dir = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(CTL_EXIT_OK);
-        default:
-            usage(stderr);
+        else
             return -1;
-        }
     }
     return optind;
 }

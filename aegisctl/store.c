@@ -59,37 +59,25 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"new-key-file", required_argument, NULL, 'n'},
         {"output", required_argument, NULL, 'o'},
         {"no-key", no_argument, NULL, 'K'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CTL_HELP_LONGOPTS_END,
     };
     int c;
 
     memset(o, 0, sizeof(*o));
-    ctl_store_opts_init(&o->store);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:k:n:o:h", longopts, NULL)) != -1) {
-        if (ctl_store_opt(&o->store, c, optarg))
-            continue;
-        switch (c) {
-        case 'n':
+    ctl_store_getopt_begin(&o->store);
+    while ((c = ctl_store_getopt(argc, argv, "d:k:n:o:h", longopts, &o->store, usage)) != -1) {
+        if (c == 'n') {
             o->new_key_file = optarg;
-            break;
-        case 'o':
+        } else if (c == 'o') {
             if (strcmp(optarg, "json") == 0) {
                 o->json = true;
             } else if (strcmp(optarg, "table") != 0 && strcmp(optarg, "text") != 0) {
                 fprintf(stderr, "aegisctl store: --output is table or json\n");
                 return -1;
             }
-            break;
-        case 'K':
+        } else if (c == 'K') {
             o->no_key = true;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(CTL_EXIT_OK);
-        default:
-            usage(stderr);
+        } else {
             return -1;
         }
     }

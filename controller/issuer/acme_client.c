@@ -8,22 +8,20 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "aegis/alloc.h"
 #include "aegis/promtext.h"
+#include "httpc.h"
 #include "issuer/acme_jws.h"
 
 #define WHERE "acme"
 /* Distinct metric series kept; later ones are dropped (a CA cannot grow our memory). */
 #define ACME_METRICS_SERIES_MAX 256
-#define ACME_DIR_NAME_MAX 32
 
 struct acme_client {
     char *url;
@@ -37,135 +35,23 @@ struct acme_client {
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 /* ---- metrics -------------------------------------------------------------------------------- */
 
-static const double bucket_s[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-#define N_BUCKETS (sizeof(bucket_s) / sizeof(bucket_s[0]))
-
-struct series {
-    char host[128], path[ACME_DIR_NAME_MAX], method[8];
-    long status;
-    uint64_t count;
-    uint64_t buckets[N_BUCKETS + 1];
-    double sum;
-};
-
-static struct {
-    pthread_mutex_t lock;
-    struct series v[ACME_METRICS_SERIES_MAX];
-    size_t n;
-} metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void metrics_observe(const char *host, const char *path, const char *method, long status,
-                            double seconds)
-{
-    struct series *s = NULL;
-    size_t b = 0;
-
-    pthread_mutex_lock(&metrics.lock);
-    for (size_t i = 0; i < metrics.n && s == NULL; i++) {
-        struct series *x = &metrics.v[i];
-
-        if (x->status == status && strcmp(x->host, host) == 0 && strcmp(x->path, path) == 0 &&
-            strcmp(x->method, method) == 0)
-            s = x;
-    }
-    if (s == NULL && metrics.n < ACME_METRICS_SERIES_MAX) {
-        s = &metrics.v[metrics.n++];
-        memset(s, 0, sizeof(*s));
-        snprintf(s->host, sizeof(s->host), "%s", host);
-        snprintf(s->path, sizeof(s->path), "%s", path);
-        snprintf(s->method, sizeof(s->method), "%s", method);
-        s->status = status;
-    }
-    if (s != NULL) {
-        while (b < N_BUCKETS && seconds > bucket_s[b])
-            b++;
-        s->count++;
-        s->buckets[b]++;
-        s->sum += seconds;
-    }
-    pthread_mutex_unlock(&metrics.lock);
-}
-
-static void put_labels(struct aegis_textbuf *b, const struct series *s, bool with_status)
-{
-    aegis_textbuf_puts(b, "host=\"");
-    aegis_prom_label_value(b, s->host);
-    aegis_textbuf_puts(b, "\",path=\"");
-    aegis_prom_label_value(b, s->path);
-    aegis_textbuf_printf(b, "\",method=\"%s\"", s->method);
-    if (with_status)
-        aegis_textbuf_printf(b, ",status=\"%ld\"", s->status);
-}
+static struct httpc_series series[ACME_METRICS_SERIES_MAX];
+static struct httpc_metrics metrics = HTTPC_METRICS_INIT(series);
 
 void acme_client_metrics_render(struct aegis_textbuf *b)
 {
-    pthread_mutex_lock(&metrics.lock);
-    aegis_prom_family(b, "aegis_acme_client_request_count", "counter",
-                      "Requests to ACME CAs, by host, resource, method and HTTP status "
-                      "(0: no answer).");
-    for (size_t i = 0; i < metrics.n; i++) {
-        aegis_textbuf_puts(b, "aegis_acme_client_request_count{");
-        put_labels(b, &metrics.v[i], true);
-        aegis_textbuf_printf(b, "} %" PRIu64 "\n", metrics.v[i].count);
-    }
-    aegis_prom_family(b, "aegis_acme_client_request_duration_seconds", "histogram",
-                      "Time until an ACME CA answered a request.");
-    /* One histogram per host, resource and method: the statuses of a series are merged. */
-    for (size_t i = 0; i < metrics.n; i++) {
-        const struct series *s = &metrics.v[i];
-        uint64_t buckets[N_BUCKETS + 1] = {0}, cum = 0;
-        double sum = 0;
-        bool first = true;
-
-        for (size_t j = 0; j < metrics.n; j++) {
-            const struct series *t = &metrics.v[j];
-
-            if (strcmp(t->host, s->host) != 0 || strcmp(t->path, s->path) != 0 ||
-                strcmp(t->method, s->method) != 0)
-                continue;
-            if (j < i) {
-                first = false;
-                break;
-            }
-            for (size_t k = 0; k <= N_BUCKETS; k++)
-                buckets[k] += t->buckets[k];
-            sum += t->sum;
-        }
-        if (!first)
-            continue;
-        for (size_t k = 0; k <= N_BUCKETS; k++) {
-            cum += buckets[k];
-            aegis_textbuf_puts(b, "aegis_acme_client_request_duration_seconds_bucket{");
-            put_labels(b, s, false);
-            if (k < N_BUCKETS)
-                aegis_textbuf_printf(b, ",le=\"%g\"} %" PRIu64 "\n", bucket_s[k], cum);
-            else
-                aegis_textbuf_printf(b, ",le=\"+Inf\"} %" PRIu64 "\n", cum);
-        }
-        aegis_textbuf_puts(b, "aegis_acme_client_request_duration_seconds_sum{");
-        put_labels(b, s, false);
-        aegis_textbuf_printf(b, "} %.6f\n", sum);
-        aegis_textbuf_puts(b, "aegis_acme_client_request_duration_seconds_count{");
-        put_labels(b, s, false);
-        aegis_textbuf_printf(b, "} %" PRIu64 "\n", cum);
-    }
-    pthread_mutex_unlock(&metrics.lock);
+    httpc_metrics_render(&metrics, b, "aegis_acme_client_request_count",
+                         "Requests to ACME CAs, by host, resource, method and HTTP status "
+                         "(0: no answer).",
+                         "aegis_acme_client_request_duration_seconds",
+                         "Time until an ACME CA answered a request.");
 }
 
 void acme_client_metrics_reset(void)
 {
-    pthread_mutex_lock(&metrics.lock);
-    metrics.n = 0;
-    pthread_mutex_unlock(&metrics.lock);
+    httpc_metrics_reset(&metrics);
 }
 
 /* ---- parsing -------------------------------------------------------------------------------- */
@@ -183,20 +69,6 @@ void acme_response_dispose(struct acme_response *r)
     for (size_t i = 0; i < r->n_alternates; i++)
         free(r->alternates[i]);
     memset(r, 0, sizeof(*r));
-}
-
-/* Appends s to buf (size bytes) at *len, cutting what does not fit. */
-static void cat(char *buf, size_t size, size_t *len, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (*len + 1 >= size)
-        return;
-    if (n > size - 1 - *len)
-        n = size - 1 - *len;
-    memcpy(buf + *len, s, n);
-    *len += n;
-    buf[*len] = '\0';
 }
 
 static const char *short_type(const char *type)
@@ -217,12 +89,12 @@ void acme_problem_parse(const json_t *doc, struct acme_problem *p)
 
     memset(p, 0, sizeof(*p));
     snprintf(p->type, sizeof(p->type), "%s", short_type(type));
-    cat(p->message, sizeof(p->message), &len,
-        detail != NULL && detail[0] != '\0' ? detail : "no detail given");
+    httpc_cat(p->message, sizeof(p->message), &len,
+              detail != NULL && detail[0] != '\0' ? detail : "no detail given");
     if (p->type[0] != '\0') {
-        cat(p->message, sizeof(p->message), &len, " (");
-        cat(p->message, sizeof(p->message), &len, p->type);
-        cat(p->message, sizeof(p->message), &len, ")");
+        httpc_cat(p->message, sizeof(p->message), &len, " (");
+        httpc_cat(p->message, sizeof(p->message), &len, p->type);
+        httpc_cat(p->message, sizeof(p->message), &len, ")");
     }
     if (json_is_array(subs)) {
         for (size_t i = 0; i < json_array_size(subs) && i < ACME_CLIENT_SUBPROBLEMS_MAX; i++) {
@@ -231,45 +103,21 @@ void acme_problem_parse(const json_t *doc, struct acme_problem *p)
                 json_string_value(json_object_get(json_object_get(s, "identifier"), "value"));
             const char *d = json_string_value(json_object_get(s, "detail"));
 
-            cat(p->message, sizeof(p->message), &len, "; ");
-            cat(p->message, sizeof(p->message), &len, v != NULL ? v : "?");
-            cat(p->message, sizeof(p->message), &len, ": ");
-            cat(p->message, sizeof(p->message), &len, d != NULL ? d : "no detail");
-            cat(p->message, sizeof(p->message), &len, " (");
-            cat(p->message, sizeof(p->message), &len,
-                short_type(json_string_value(json_object_get(s, "type"))));
-            cat(p->message, sizeof(p->message), &len, ")");
+            httpc_cat(p->message, sizeof(p->message), &len, "; ");
+            httpc_cat(p->message, sizeof(p->message), &len, v != NULL ? v : "?");
+            httpc_cat(p->message, sizeof(p->message), &len, ": ");
+            httpc_cat(p->message, sizeof(p->message), &len, d != NULL ? d : "no detail");
+            httpc_cat(p->message, sizeof(p->message), &len, " (");
+            httpc_cat(p->message, sizeof(p->message), &len,
+                      short_type(json_string_value(json_object_get(s, "type"))));
+            httpc_cat(p->message, sizeof(p->message), &len, ")");
         }
     }
 }
 
 int64_t acme_retry_after_parse(const char *value, int64_t now)
 {
-    char *end = NULL;
-    long long secs;
-    time_t t;
-    int64_t at;
-
-    while (*value == ' ' || *value == '\t')
-        value++;
-    if (*value == '\0')
-        return 0;
-    errno = 0;
-    secs = strtoll(value, &end, 10);
-    if (end != value && errno == 0 && (*end == '\0' || *end == ' ' || *end == '\r')) {
-        if (secs < 0)
-            return 0;
-        at =
-            secs > ACME_CLIENT_RETRY_AFTER_MAX_S ? now + ACME_CLIENT_RETRY_AFTER_MAX_S : now + secs;
-        return at;
-    }
-    t = curl_getdate(value, NULL);
-    if (t == (time_t)-1)
-        return 0;
-    at = (int64_t)t;
-    if (at < now)
-        return now;
-    return at > now + ACME_CLIENT_RETRY_AFTER_MAX_S ? now + ACME_CLIENT_RETRY_AFTER_MAX_S : at;
+    return httpc_retry_after_parse(value, now, ACME_CLIENT_RETRY_AFTER_MAX_S);
 }
 
 void acme_link_parse(const char *value, struct acme_response *resp)
@@ -324,24 +172,17 @@ int acme_client_new(const char *url, const char *ca_pem, struct acme_client **ou
                     struct aegis_err *err)
 {
     struct acme_client *c;
-    CURLU *u;
-    char *host = NULL;
+    char host[HTTPC_HOST_MAX];
 
     *out = NULL;
-    pthread_once(&curl_once, curl_init_once);
-    u = curl_url();
-    if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        curl_url_cleanup(u);
+    httpc_global_init();
+    if (httpc_url_host(url, host, sizeof(host)) < 0)
         return aegis_err_set(err, -AEGIS_E_INVALID, "spec.acme.server",
                              "%s is not a URL: give the CA's directory URL, e.g. "
                              "https://acme-v02.api.letsencrypt.org/directory",
                              url);
-    }
     c = aegis_calloc(1, sizeof(*c));
     snprintf(c->host, sizeof(c->host), "%s", host);
-    curl_free(host);
-    curl_url_cleanup(u);
     c->url = aegis_strdup(url);
     c->ca_pem = ca_pem != NULL ? aegis_strdup(ca_pem) : NULL;
     pthread_mutex_init(&c->lock, NULL);
@@ -374,36 +215,12 @@ void acme_client_free(struct acme_client *c)
     free(c);
 }
 
-struct xfer {
+struct hdr_ctx {
     struct acme_client *c;
     struct acme_response *resp;
-    char *buf;
-    size_t len, cap;
-    bool too_big;
     bool json;
     int64_t now; /* the caller's clock, for Retry-After dates */
 };
-
-static size_t on_body(char *data, size_t size, size_t n, void *ctx)
-{
-    struct xfer *x = ctx;
-    size_t len = size * n;
-
-    if (x->len + len > ACME_CLIENT_BODY_MAX) {
-        x->too_big = true;
-        return 0;
-    }
-    if (x->len + len + 1 > x->cap) {
-        x->cap = (x->len + len + 1) * 2;
-        if (x->cap > ACME_CLIENT_BODY_MAX + 1)
-            x->cap = ACME_CLIENT_BODY_MAX + 1;
-        x->buf = aegis_realloc(x->buf, x->cap);
-    }
-    memcpy(x->buf + x->len, data, len);
-    x->len += len;
-    x->buf[x->len] = '\0';
-    return len;
-}
 
 static void put_nonce(struct acme_client *c, const char *nonce)
 {
@@ -429,44 +246,22 @@ static char *take_nonce(struct acme_client *c)
     return n;
 }
 
-/* Trims the header value in place: leading blanks and the trailing CRLF. */
-static char *header_value(char *line, size_t name_len)
+static void on_header(void *ctx, char *line)
 {
-    char *v = line + name_len, *end;
+    struct hdr_ctx *x = ctx;
+    const char *v;
 
-    while (*v == ' ' || *v == '\t')
-        v++;
-    end = v + strlen(v);
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-        *--end = '\0';
-    return v;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *ctx)
-{
-    struct xfer *x = ctx;
-    size_t len = size * n;
-    char line[ACME_CLIENT_HEADER_MAX];
-
-    if (len >= sizeof(line))
-        return len; /* longer than any header ACME uses: ignored */
-    memcpy(line, data, len);
-    line[len] = '\0';
-    if (strncasecmp(line, "Replay-Nonce:", 13) == 0) {
-        const char *v = header_value(line, 13);
-
+    if ((v = httpc_header_match(line, "Replay-Nonce")) != NULL) {
         if (v[0] != '\0' && strlen(v) < 256)
             put_nonce(x->c, v);
-    } else if (strncasecmp(line, "Location:", 9) == 0) {
+    } else if ((v = httpc_header_match(line, "Location")) != NULL) {
         free(x->resp->location);
-        x->resp->location = aegis_strdup(header_value(line, 9));
-    } else if (strncasecmp(line, "Link:", 5) == 0) {
-        acme_link_parse(header_value(line, 5), x->resp);
-    } else if (strncasecmp(line, "Retry-After:", 12) == 0) {
-        x->resp->retry_after = acme_retry_after_parse(header_value(line, 12), x->now);
-    } else if (strncasecmp(line, "Content-Type:", 13) == 0) {
-        const char *v = header_value(line, 13);
-
+        x->resp->location = aegis_strdup(v);
+    } else if ((v = httpc_header_match(line, "Link")) != NULL) {
+        acme_link_parse(v, x->resp);
+    } else if ((v = httpc_header_match(line, "Retry-After")) != NULL) {
+        x->resp->retry_after = acme_retry_after_parse(v, x->now);
+    } else if ((v = httpc_header_match(line, "Content-Type")) != NULL) {
         x->json = strncasecmp(v, "application/json", 16) == 0 ||
                   strncasecmp(v, "application/problem+json", 24) == 0;
     } else if (strncasecmp(line, "HTTP/", 5) == 0) {
@@ -475,15 +270,6 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
         x->resp->location = NULL;
         x->json = false;
     }
-    return len;
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /*
@@ -494,17 +280,22 @@ static int request(struct acme_client *c, const char *method, const char *url, c
                    const char *accept, const char *path_label, int64_t now,
                    struct acme_response *resp, struct aegis_err *err)
 {
-    struct xfer x = {.c = c, .resp = resp, .now = now};
+    struct hdr_ctx x = {.c = c, .resp = resp, .now = now};
+    struct httpc_request rq = {.method = method,
+                               .url = url,
+                               .body = body,
+                               .ca_pem = c->ca_pem,
+                               .share = c->share,
+                               .connect_timeout_ms = ACME_CLIENT_CONNECT_TIMEOUT_MS,
+                               .timeout_ms = ACME_CLIENT_TIMEOUT_MS,
+                               .body_max = ACME_CLIENT_BODY_MAX,
+                               .header_max = ACME_CLIENT_HEADER_MAX,
+                               .on_header = on_header,
+                               .ctx = &x};
+    struct httpc_response hr;
     struct curl_slist *hdrs = NULL;
-    char errbuf[CURL_ERROR_SIZE] = "";
-    CURL *h = curl_easy_init();
-    double started = mono_s();
-    CURLcode cc;
-    int rc = 0;
+    int rc;
 
-    if (h == NULL)
-        return aegis_err_set(err, -ENOMEM, WHERE, "curl_easy_init failed");
-    hdrs = curl_slist_append(hdrs, "User-Agent: aegis-controller/" AEGIS_VERSION);
     if (accept != NULL) {
         char a[128];
 
@@ -513,53 +304,24 @@ static int request(struct acme_client *c, const char *method, const char *url, c
     }
     if (body != NULL)
         hdrs = curl_slist_append(hdrs, "Content-Type: application/jose+json");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)ACME_CLIENT_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)ACME_CLIENT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-    if (c->ca_pem != NULL) {
-        struct curl_blob blob = {c->ca_pem, strlen(c->ca_pem), CURL_BLOB_COPY};
-
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
-    }
-    if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (body != NULL) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    }
-    cc = curl_easy_perform(h);
-    if (cc == CURLE_OK) {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-    } else if (x.too_big) {
-        rc = aegis_err_set(err, -AEGIS_E_LIMIT, WHERE,
-                           "the answer of the CA at %s is larger than %zu bytes", url,
-                           ACME_CLIENT_BODY_MAX);
-    } else {
-        rc = aegis_err_set(err, -EIO, WHERE, "the CA at %s did not answer: %s", c->host,
-                           errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
-    }
-    metrics_observe(c->host, path_label, method, rc == 0 ? resp->status : 0, mono_s() - started);
-    if (rc == 0) {
-        resp->body = x.buf != NULL ? x.buf : aegis_strdup("");
-        resp->body_len = x.len;
-        x.buf = NULL;
-        if (x.json && resp->body_len > 0)
-            resp->json = json_loadb(resp->body, resp->body_len, 0, NULL);
-        if (resp->status >= 400 && resp->json != NULL)
-            acme_problem_parse(resp->json, &resp->problem);
-    }
-    free(x.buf);
+    rq.headers = hdrs;
+    rc = httpc_perform(&rq, &hr);
     curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    return rc;
+    httpc_metrics_observe(&metrics, c->host, path_label, method, rc == 0 ? hr.status : 0,
+                          hr.seconds);
+    if (rc == -AEGIS_E_LIMIT)
+        return aegis_err_set(err, rc, WHERE, "the answer of the CA at %s is larger than %zu bytes",
+                             url, ACME_CLIENT_BODY_MAX);
+    if (rc < 0)
+        return aegis_err_set(err, rc, WHERE, "the CA at %s did not answer: %s", c->host, hr.error);
+    resp->status = hr.status;
+    resp->body = hr.body != NULL ? hr.body : aegis_strdup("");
+    resp->body_len = hr.len;
+    if (x.json && resp->body_len > 0)
+        resp->json = json_loadb(resp->body, resp->body_len, 0, NULL);
+    if (resp->status >= 400 && resp->json != NULL)
+        acme_problem_parse(resp->json, &resp->problem);
+    return 0;
 }
 
 static int load_directory(struct acme_client *c, int64_t now, struct aegis_err *err)

@@ -9,96 +9,37 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
 #include "aegis/alloc.h"
 #include "aegis/api_types.gen.h"
 #include "aegis/pki.h"
 #include "aegis/promtext.h"
+#include "httpc.h"
 #include "secret.h"
 
 #define WHERE "cloudflare"
 #define CF_METRICS_SERIES_MAX 128
-#define CF_LABEL_MAX 32
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* ---- metrics -------------------------------------------------------------------------------- */
 
-struct series {
-    char host[128], path[CF_LABEL_MAX], method[8];
-    long status;
-    uint64_t count;
-};
-
-static struct {
-    pthread_mutex_t lock;
-    struct series v[CF_METRICS_SERIES_MAX];
-    size_t n;
-} metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void metrics_count(const char *host, const char *path, const char *method, long status)
-{
-    struct series *s = NULL;
-
-    pthread_mutex_lock(&metrics.lock);
-    for (size_t i = 0; i < metrics.n && s == NULL; i++) {
-        struct series *x = &metrics.v[i];
-
-        if (x->status == status && strcmp(x->host, host) == 0 && strcmp(x->path, path) == 0 &&
-            strcmp(x->method, method) == 0)
-            s = x;
-    }
-    /* Past the ceiling new series are dropped: an API cannot grow our memory. */
-    if (s == NULL && metrics.n < CF_METRICS_SERIES_MAX) {
-        s = &metrics.v[metrics.n++];
-        memset(s, 0, sizeof(*s));
-        snprintf(s->host, sizeof(s->host), "%s", host);
-        snprintf(s->path, sizeof(s->path), "%s", path);
-        snprintf(s->method, sizeof(s->method), "%s", method);
-        s->status = status;
-    }
-    if (s != NULL)
-        s->count++;
-    pthread_mutex_unlock(&metrics.lock);
-}
+static struct httpc_series series[CF_METRICS_SERIES_MAX];
+static struct httpc_metrics metrics = HTTPC_METRICS_INIT(series);
 
 void cf_api_metrics_render(struct aegis_textbuf *b)
 {
-    pthread_mutex_lock(&metrics.lock);
-    aegis_prom_family(b, "aegis_cloudflare_api_request_count", "counter",
-                      "Requests to the Cloudflare API, by host, resource, method and HTTP status "
-                      "(0: no answer).");
-    for (size_t i = 0; i < metrics.n; i++) {
-        const struct series *s = &metrics.v[i];
-
-        aegis_textbuf_puts(b, "aegis_cloudflare_api_request_count{host=\"");
-        aegis_prom_label_value(b, s->host);
-        aegis_textbuf_puts(b, "\",path=\"");
-        aegis_prom_label_value(b, s->path);
-        aegis_textbuf_printf(b, "\",method=\"%s\",status=\"%ld\"} %" PRIu64 "\n", s->method,
-                             s->status, s->count);
-    }
-    pthread_mutex_unlock(&metrics.lock);
+    httpc_metrics_render(&metrics, b, "aegis_cloudflare_api_request_count",
+                         "Requests to the Cloudflare API, by host, resource, method and HTTP "
+                         "status (0: no answer).",
+                         NULL, NULL);
 }
 
 void cf_api_metrics_reset(void)
 {
-    pthread_mutex_lock(&metrics.lock);
-    metrics.n = 0;
-    pthread_mutex_unlock(&metrics.lock);
+    httpc_metrics_reset(&metrics);
 }
 
 /* ---- the envelope --------------------------------------------------------------------------- */
@@ -259,20 +200,6 @@ int cf_api_classify(const struct cf_response *resp)
     return resp->status >= 200 && resp->status < 300 ? -EIO : c;
 }
 
-/* Appends s to buf (size bytes) at *len, cutting what does not fit. */
-static void cat(char *buf, size_t size, size_t *len, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (*len + 1 >= size)
-        return;
-    if (n > size - 1 - *len)
-        n = size - 1 - *len;
-    memcpy(buf + *len, s, n);
-    *len += n;
-    buf[*len] = '\0';
-}
-
 /* Appends hint with %P and %W replaced. */
 static void cat_hint(const struct cf_api *api, const char *hint, char *buf, size_t size,
                      size_t *len)
@@ -281,14 +208,14 @@ static void cat_hint(const struct cf_api *api, const char *hint, char *buf, size
         char one[2] = {*p, '\0'};
 
         if (p[0] == '%' && p[1] == 'P') {
-            cat(buf, size, len,
-                api != NULL && api->permission != NULL ? api->permission : "the needed");
+            httpc_cat(buf, size, len,
+                      api != NULL && api->permission != NULL ? api->permission : "the needed");
             p++;
         } else if (p[0] == '%' && p[1] == 'W') {
-            cat(buf, size, len, api != NULL && api->where != NULL ? api->where : "the spec");
+            httpc_cat(buf, size, len, api != NULL && api->where != NULL ? api->where : "the spec");
             p++;
         } else {
-            cat(buf, size, len, one);
+            httpc_cat(buf, size, len, one);
         }
     }
 }
@@ -320,63 +247,41 @@ void cf_api_describe(const struct cf_api *api, const struct cf_response *resp, c
         return;
     out[0] = '\0';
     if (resp->n_errors > 0) {
-        cat(out, size, &len, "Cloudflare said: ");
+        httpc_cat(out, size, &len, "Cloudflare said: ");
         for (size_t i = 0; i < resp->n_errors; i++) {
             if (i > 0)
-                cat(out, size, &len, "; ");
-            cat(out, size, &len, resp->errors[i].message);
+                httpc_cat(out, size, &len, "; ");
+            httpc_cat(out, size, &len, resp->errors[i].message);
             snprintf(num, sizeof(num), " (code %ld)", resp->errors[i].code);
-            cat(out, size, &len, num);
+            httpc_cat(out, size, &len, num);
             if (hint == NULL)
                 code_class(resp->errors[i].code, &hint);
         }
         if (resp->n_errors_total > resp->n_errors)
-            cat(out, size, &len, "; ...");
+            httpc_cat(out, size, &len, "; ...");
     } else {
         snprintf(num, sizeof(num), "Cloudflare answered HTTP %ld", resp->status);
-        cat(out, size, &len,
-            resp->status == 0 ? "no answer from Cloudflare"
-                              : (resp->envelope ? num
-                                                : "Cloudflare's answer is not an API "
-                                                  "envelope"));
+        httpc_cat(out, size, &len,
+                  resp->status == 0 ? "no answer from Cloudflare"
+                                    : (resp->envelope ? num
+                                                      : "Cloudflare's answer is not an API "
+                                                        "envelope"));
         if (resp->status != 0 && !resp->envelope) {
             snprintf(num, sizeof(num), " (HTTP %ld)", resp->status);
-            cat(out, size, &len, num);
+            httpc_cat(out, size, &len, num);
         }
     }
     if (hint == NULL)
         hint = status_hint(resp->status);
     if (hint != NULL) {
-        cat(out, size, &len, ": ");
+        httpc_cat(out, size, &len, ": ");
         cat_hint(api, hint, out, size, &len);
     }
 }
 
 int64_t cf_retry_after_parse(const char *value, int64_t now)
 {
-    char *end = NULL;
-    long long secs;
-    time_t t;
-    int64_t at;
-
-    while (*value == ' ' || *value == '\t')
-        value++;
-    if (*value == '\0')
-        return 0;
-    errno = 0;
-    secs = strtoll(value, &end, 10);
-    if (end != value && errno == 0 && (*end == '\0' || *end == ' ' || *end == '\r')) {
-        if (secs < 0)
-            return 0;
-        return secs > CF_API_RETRY_AFTER_MAX_S ? now + CF_API_RETRY_AFTER_MAX_S : now + secs;
-    }
-    t = curl_getdate(value, NULL);
-    if (t == (time_t)-1)
-        return 0;
-    at = (int64_t)t;
-    if (at < now)
-        return now;
-    return at > now + CF_API_RETRY_AFTER_MAX_S ? now + CF_API_RETRY_AFTER_MAX_S : at;
+    return httpc_retry_after_parse(value, now, CF_API_RETRY_AFTER_MAX_S);
 }
 
 int cf_zone_candidates(const char *name, char *buf, size_t size,
@@ -416,56 +321,19 @@ int cf_zone_candidates(const char *name, char *buf, size_t size,
 
 /* ---- requests ------------------------------------------------------------------------------- */
 
-struct xfer {
-    char *buf;
-    size_t len, cap;
-    bool too_big;
-    int64_t now;
+struct hdr_ctx {
     struct cf_response *resp;
+    int64_t now; /* the caller's clock, for Retry-After dates */
 };
 
-static size_t on_body(char *data, size_t size, size_t n, void *ctx)
+/* Reads Retry-After, the one header of the API's answers we use. */
+static void on_header(void *ctx, char *line)
 {
-    struct xfer *x = ctx;
-    size_t len = size * n;
+    struct hdr_ctx *c = ctx;
+    const char *v = httpc_header_match(line, "Retry-After");
 
-    if (x->len + len > CF_API_BODY_MAX) {
-        x->too_big = true;
-        return 0;
-    }
-    if (x->len + len + 1 > x->cap) {
-        x->cap = (x->len + len + 1) * 2;
-        if (x->cap > CF_API_BODY_MAX + 1)
-            x->cap = CF_API_BODY_MAX + 1;
-        x->buf = aegis_realloc(x->buf, x->cap);
-    }
-    memcpy(x->buf + x->len, data, len);
-    x->len += len;
-    x->buf[x->len] = '\0';
-    return len;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *ctx)
-{
-    struct xfer *x = ctx;
-    size_t len = size * n;
-    char line[CF_API_HEADER_MAX];
-
-    if (len >= sizeof(line))
-        return len; /* longer than any header we read: ignored */
-    memcpy(line, data, len);
-    line[len] = '\0';
-    if (strncasecmp(line, "Retry-After:", 12) == 0) {
-        char *v = line + 12, *end;
-
-        while (*v == ' ' || *v == '\t')
-            v++;
-        end = v + strlen(v);
-        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-            *--end = '\0';
-        x->resp->retry_after = cf_retry_after_parse(v, x->now);
-    }
-    return len;
+    if (v != NULL)
+        c->resp->retry_after = cf_retry_after_parse(v, c->now);
 }
 
 int cf_api_read_secret(const char *secrets_dir, const char *ns,
@@ -511,27 +379,13 @@ char *cf_api_escape(const char *s)
 {
     char *e, *out;
 
-    pthread_once(&curl_once, curl_init_once);
+    httpc_global_init();
     e = curl_easy_escape(NULL, s, 0);
     if (e == NULL)
         abort(); /* curl fails here only when out of memory, as aegis_malloc would abort */
     out = aegis_strdup(e);
     curl_free(e);
     return out;
-}
-
-/* The host of base_url, for the metrics and messages. */
-static void url_host(const char *url, char *out, size_t size)
-{
-    CURLU *u = curl_url();
-    char *host = NULL;
-
-    snprintf(out, size, "%s", "?");
-    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-        snprintf(out, size, "%s", host);
-    curl_free(host);
-    curl_url_cleanup(u);
 }
 
 /* Appends a header holding a credential; the buffer is wiped once curl copied it. */
@@ -550,27 +404,27 @@ static struct curl_slist *secret_header(struct curl_slist *h, const char *name, 
 int cf_api_call(const struct cf_api *api, const char *method, const char *path, const char *body,
                 const char *label, int64_t now, struct cf_response *resp, struct aegis_err *err)
 {
-    struct xfer x = {.now = now, .resp = resp};
+    struct hdr_ctx hc = {.resp = resp, .now = now};
+    struct httpc_request rq = {.method = method,
+                               .body = body,
+                               .connect_timeout_ms = CF_API_CONNECT_TIMEOUT_MS,
+                               .timeout_ms = CF_API_TIMEOUT_MS,
+                               .body_max = CF_API_BODY_MAX,
+                               .header_max = CF_API_HEADER_MAX,
+                               .on_header = on_header,
+                               .ctx = &hc};
+    struct httpc_response hr;
     struct curl_slist *hdrs = NULL;
-    char errbuf[CURL_ERROR_SIZE] = "", host[128], what[AEGIS_ERR_MSG_MAX];
+    char host[HTTPC_HOST_MAX], what[AEGIS_ERR_MSG_MAX];
     size_t base_len = strlen(api->base_url);
     char *url;
-    CURL *h;
-    CURLcode cc;
     int rc;
 
-    pthread_once(&curl_once, curl_init_once);
     cf_response_dispose(resp);
     if (base_len > 0 && api->base_url[base_len - 1] == '/')
         base_len--;
     url = aegis_asprintf("%.*s%s", (int)base_len, api->base_url, path);
-    url_host(api->base_url, host, sizeof(host));
-    h = curl_easy_init();
-    if (h == NULL) {
-        free(url);
-        return aegis_err_set(err, -ENOMEM, WHERE, "curl_easy_init failed");
-    }
-    hdrs = curl_slist_append(hdrs, "User-Agent: aegis-controller/" AEGIS_VERSION);
+    httpc_url_host(api->base_url, host, sizeof(host));
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
     if (body != NULL)
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -588,42 +442,26 @@ int cf_api_call(const struct cf_api *api, const char *method, const char *path, 
         hdrs = secret_header(hdrs, "X-Auth-Email", api->email != NULL ? api->email : "");
         hdrs = secret_header(hdrs, "X-Auth-Key", api->secret);
     }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)CF_API_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)CF_API_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-    if (body != NULL)
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    cc = curl_easy_perform(h);
-    if (cc == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-    metrics_count(host, label, method, cc == CURLE_OK ? resp->status : 0);
+    rq.url = url;
+    rq.headers = hdrs;
+    rc = httpc_perform(&rq, &hr);
+    httpc_metrics_observe(&metrics, host, label, method, rc == 0 ? hr.status : 0, hr.seconds);
     curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    if (cc != CURLE_OK) {
-        rc = x.too_big ? aegis_err_set(err, -AEGIS_E_LIMIT, api->where,
-                                       "Cloudflare's answer to %s %s is larger than %zu bytes",
-                                       method, label, CF_API_BODY_MAX)
-                       : aegis_err_set(err, -EIO, api->where,
-                                       "Cloudflare's API at %s did not answer %s %s: %s; "
-                                       "retried later (check apiURL and the network)",
-                                       host, method, label,
-                                       errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
-        free(x.buf);
-        free(url);
+    free(url);
+    if (rc < 0) {
+        rc = rc == -AEGIS_E_LIMIT
+                 ? aegis_err_set(err, rc, api->where,
+                                 "Cloudflare's answer to %s %s is larger than %zu bytes", method,
+                                 label, CF_API_BODY_MAX)
+                 : aegis_err_set(err, rc, api->where,
+                                 "Cloudflare's API at %s did not answer %s %s: %s; "
+                                 "retried later (check apiURL and the network)",
+                                 host, method, label, hr.error);
         return rc;
     }
-    cf_envelope_parse(x.buf, x.len, resp);
-    free(x.buf);
-    free(url);
+    resp->status = hr.status;
+    cf_envelope_parse(hr.body, hr.len, resp);
+    free(hr.body);
     rc = cf_api_classify(resp);
     if (rc == 0)
         return 0;

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "dataplane"))
-from dptest import free_port, path, run, track  # noqa: E402
+from dptest import CONTROLLER, DATAPLANE, free_port, path, run, track  # noqa: E402
 
 PEBBLE = "/usr/bin/pebble"
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
@@ -160,3 +160,11 @@ def make_pebble_cert():
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
          "-nodes", "-days", "2", "-subj", "/CN=pebble", "-keyout", path("pebble.key"),
          "-out", path("pebble.crt"), "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+
+
+def prepare_pebble():
+    """Exits when a binary the Pebble tests run is missing, then makes Pebble's certificate."""
+    for binary in (CONTROLLER, DATAPLANE, PEBBLE, CHALLTESTSRV):
+        if not os.access(binary, os.X_OK):
+            sys.exit(f"{binary} is missing (hack/deps.sh installs pebble)")
+    make_pebble_cert()

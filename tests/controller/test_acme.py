@@ -44,11 +44,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "dataplane"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dptest import (AEGISCTL, CONTROLLER, DATAPLANE, free_port, no_sanitizer_report,  # noqa
+from dptest import (AEGISCTL, free_port, no_sanitizer_report,  # noqa
                     parse_metrics, path, result, run, scrape, start_controller, start_upstream,
                     stop, summary, wait_for)
-from acmetest import (CHALLTESTSRV, EAB_HMAC, EAB_KID, PEBBLE, SHORT_LIFETIME,  # noqa
-                      cert_yaml, failure, issuer_yaml, make_pebble_cert, pebble_root,
+from acmetest import (EAB_HMAC, EAB_KID, SHORT_LIFETIME, cert_yaml, failure,  # noqa
+                      issuer_yaml, pebble_root, prepare_pebble,
                       start_challtestsrv, start_pebble, status, stored_names, wait_ready, write)
 
 def subject_cn(pem):
@@ -259,10 +259,7 @@ SLOW_DELAY = 4
 
 def main():
     started = time.time()
-    for binary in (CONTROLLER, DATAPLANE, PEBBLE, CHALLTESTSRV):
-        if not os.access(binary, os.X_OK):
-            sys.exit(f"{binary} is missing (hack/deps.sh installs pebble)")
-    make_pebble_cert()
+    prepare_pebble()
     upstream = start_upstream()
     hp, hs, api = free_port(), free_port(), free_port()
     cts, dns, cmgmt = start_challtestsrv()

@@ -31,9 +31,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "dataplane"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cloudflare"))
 sys.path.insert(0, HERE)
-from dptest import (CONTROLLER, DATAPLANE, free_port, no_sanitizer_report, parse_metrics,  # noqa
+from dptest import (free_port, no_sanitizer_report, parse_metrics,  # noqa
                     path, result, scrape, start_controller, stop, summary)
-from acmetest import (CHALLTESTSRV, PEBBLE, cert_yaml, failure, make_pebble_cert,  # noqa
+from acmetest import (cert_yaml, failure, issuer_yaml, prepare_pebble,  # noqa
                       start_challtestsrv, start_pebble, status, stored_names, wait_ready, write)
 from cfapi import CFAPI  # noqa: E402
 
@@ -57,16 +57,7 @@ spec:
 
 def acme_cf_issuer(name, port, url, zone, dns,
                    auth="apiTokenSecretRef: {name: cf, key: dns-token}", wait="120s"):
-    return f"""apiVersion: aegis.dev/v1alpha1
-kind: Issuer
-metadata: {{name: {name}}}
-spec:
-  acme:
-    server: https://127.0.0.1:{port}/dir
-    email: ops@example.test
-    caBundle: {{file: {path("pebble.crt")}}}
-    solvers:
-      - dns01:
+    return issuer_yaml(name, port, f"""      - dns01:
           cloudflare:
             {auth}
             apiURL: {url}
@@ -74,7 +65,7 @@ spec:
           nameservers: ['127.0.0.1:{dns}']
           propagationTimeout: {wait}
         selector: {{dnsZones: [{zone}]}}
-"""
+""")
 
 
 def stored(name):
@@ -119,10 +110,7 @@ def wait_failure(name, needle, timeout=30):
 
 def main():
     started = time.time()
-    for binary in (CONTROLLER, DATAPLANE, PEBBLE, CHALLTESTSRV):
-        if not os.access(binary, os.X_OK):
-            sys.exit(f"{binary} is missing (hack/deps.sh installs pebble)")
-    make_pebble_cert()
+    prepare_pebble()
     cts, dns, cmgmt = start_challtestsrv()
 
     api = CFAPI(cmgmt)
