@@ -77,6 +77,7 @@ class ResourceType:
         self.columns = columns  # additionalPrinterColumns, for the Table output
         self.crd = crd  # name of the CRD that defined it
         self.storage_key = (group, plural)  # one storage for all versions of a group resource
+        self.to_storage = self.from_storage = lambda o: o
 
     @property
     def api_version(self):
@@ -87,13 +88,53 @@ class ResourceType:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
+# events.k8s.io/v1 Events and core v1 Events are one resource served in two shapes (the real
+# server converts between them): stored in the core shape, renamed on the way in and out.
+_EVENT_FIELDS = [("involvedObject", "regarding"), ("message", "note"), ("count", "deprecatedCount"),
+                 ("source", "deprecatedSource"), ("firstTimestamp", "deprecatedFirstTimestamp"),
+                 ("lastTimestamp", "deprecatedLastTimestamp"),
+                 ("reportingComponent", "reportingController")]
+
+
+def _rename(obj, pairs):
+    for a, b in pairs:
+        if a in obj:
+            obj[b] = obj.pop(a)
+    return obj
+
+
+def _events_v1():
+    rt = ResourceType("events.k8s.io", "v1", "events", "Event", True, short=["ev"])
+    rt.storage_key = ("", "events")
+    rt.to_storage = lambda o: _rename(o, [(b, a) for a, b in _EVENT_FIELDS])
+    rt.from_storage = lambda o: _rename(o, _EVENT_FIELDS)
+    return rt
+
+
+def _secret_in(obj):
+    """stringData is write-only: merged into data, base64-encoded, as the real server does."""
+    sd = obj.pop("stringData", None)
+    if isinstance(sd, dict):
+        data = obj.get("data") or {}
+        for k, v in sd.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+        obj["data"] = data
+    return obj
+
+
+def _secrets():
+    rt = ResourceType("", "v1", "secrets", "Secret", True)
+    rt.to_storage = _secret_in
+    return rt
+
+
 BUILTIN = [
     ResourceType("", "v1", "namespaces", "Namespace", False, short=["ns"], status=True),
-    ResourceType("", "v1", "secrets", "Secret", True),
+    _secrets(),
     ResourceType("", "v1", "events", "Event", True, short=["ev"]),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
-    ResourceType("events.k8s.io", "v1", "events", "Event", True, short=["ev"]),
+    _events_v1(),
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                  "CustomResourceDefinition", False, short=["crd", "crds"], status=True,
                  generation=True),
@@ -444,17 +485,21 @@ class APIServer:
         obj["kind"] = rt.kind
         return obj
 
+    def _out(self, rt, obj):
+        """A stored object as this group version serves it (a copy)."""
+        return self._stamp(rt, rt.from_storage(copy.deepcopy(obj)))
+
     def get(self, rt, ns, name):
         with self.store.cond:
             obj = self.store.objects.get((rt.storage_key, ns, name))
             if obj is None:
                 raise not_found(rt, name)
-            return self._stamp(rt, copy.deepcopy(obj))
+            return self._out(rt, obj)
 
     def create(self, rt, ns, obj, dry_run=False):
         if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
             raise APIError(400, "BadRequest", "the body is not an object with metadata")
-        obj = copy.deepcopy(obj)
+        obj = rt.to_storage(copy.deepcopy(obj))
         meta = obj.setdefault("metadata", {})
         with self.store.cond:
             if not meta.get("name") and meta.get("generateName"):
@@ -495,15 +540,15 @@ class APIServer:
                 self._sync_crd(obj) if not dry_run else None
             self._stamp(rt, obj)
             if dry_run:
-                return obj
+                return self._out(rt, obj)
             self.store.objects[key] = obj
             self.store.record(rt, "ADDED", obj)
-            return copy.deepcopy(obj)
+            return self._out(rt, obj)
 
     def update(self, rt, ns, name, obj, sub=None, require_rv=True, dry_run=False):
         if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
             raise APIError(400, "BadRequest", "the body is not an object with metadata")
-        obj = copy.deepcopy(obj)
+        obj = rt.to_storage(copy.deepcopy(obj))
         meta = obj.setdefault("metadata", {})
         with self.store.cond:
             key = (rt.storage_key, ns if rt.namespaced else None, name)
@@ -562,17 +607,17 @@ class APIServer:
                     self._sync_crd(new)
             self._stamp(rt, new)
             if new == old and sub is None and rt.plural != "customresourcedefinitions":
-                return copy.deepcopy(old)  # a no-op update writes nothing, as the real server
+                return self._out(rt, old)  # a no-op update writes nothing, as the real server
             if dry_run:
-                return new
+                return self._out(rt, new)
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
                 del self.store.objects[key]
                 self.store.record(rt, "DELETED", new)
                 self._after_delete(rt, new)
-                return copy.deepcopy(new)
+                return self._out(rt, new)
             self.store.objects[key] = new
             self.store.record(rt, "MODIFIED", new)
-            return copy.deepcopy(new)
+            return self._out(rt, new)
 
     def patch(self, rt, ns, name, ctype, patch, sub=None, dry_run=False):
         with self.store.cond:  # reentrant use below: Condition wraps an RLock
@@ -610,18 +655,18 @@ class APIServer:
                                {"name": name, "group": rt.group, "kind": rt.plural})
             if old["metadata"].get("finalizers"):
                 if old["metadata"].get("deletionTimestamp"):
-                    return copy.deepcopy(old)
+                    return self._out(rt, old)
                 new = copy.deepcopy(old)
                 new["metadata"]["deletionTimestamp"] = now_rfc3339()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 self.store.objects[key] = new
                 self.store.record(rt, "MODIFIED", new)
-                return copy.deepcopy(new)
+                return self._out(rt, new)
             del self.store.objects[key]
             gone = copy.deepcopy(old)
             self.store.record(rt, "DELETED", gone)
             self._after_delete(rt, gone)
-            return self._stamp(rt, copy.deepcopy(gone))
+            return self._out(rt, gone)
 
     def _after_delete(self, rt, obj):
         """Called with the lock held: what the namespace and CRD controllers and the garbage
@@ -700,7 +745,7 @@ class APIServer:
                 meta["remainingItemCount"] = len(items) - limit
                 items = items[:limit]
             return {"kind": rt.kind + "List", "apiVersion": rt.api_version, "metadata": meta,
-                    "items": [self._stamp(rt, copy.deepcopy(o)) for _, o in items]}
+                    "items": [self._out(rt, o) for _, o in items]}
 
     @staticmethod
     def _matches(obj, labels, fields):
@@ -1002,7 +1047,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with store.cond:
                 if since is None:
                     # No resourceVersion: the current state as ADDED events, then what follows.
-                    initial = [api._stamp(rt, copy.deepcopy(o))
+                    initial = [api._out(rt, o)
                                for k, o in sorted(store.objects.items())
                                if visible(k[0], o)]
                     since = store.rv
@@ -1033,7 +1078,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     since = e.rv
                     if visible(e.key, e.obj):
                         self._chunk({"type": e.type,
-                                     "object": api._stamp(rt, copy.deepcopy(e.obj))})
+                                     "object": api._out(rt, e.obj)})
                 if closed or time.monotonic() >= deadline:
                     break
                 if time.monotonic() - last_bookmark >= api.bookmark_interval:
