@@ -1038,6 +1038,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
+        table = TABLE_MEDIA in (self.headers.get("Accept") or "")
+
+        def shaped(etype, obj):
+            # `kubectl get -w` asks for Tables: each event then carries a one-row Table.
+            o = api._out(rt, obj)
+            if table:
+                o = api.table(rt, [o], o["metadata"].get("resourceVersion", ""),
+                              query.get("includeObject", ""))
+            return {"type": etype, "object": o}
+
         def visible(key, obj):
             return key == rt.storage_key and \
                 (not rt.namespaced or ns is None or obj["metadata"].get("namespace") == ns) and \
@@ -1047,14 +1057,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with store.cond:
                 if since is None:
                     # No resourceVersion: the current state as ADDED events, then what follows.
-                    initial = [api._out(rt, o)
-                               for k, o in sorted(store.objects.items())
+                    initial = [shaped("ADDED", o) for k, o in sorted(store.objects.items())
                                if visible(k[0], o)]
                     since = store.rv
                 else:
                     initial = []
-            for o in initial:
-                self._chunk({"type": "ADDED", "object": o})
+            for ev in initial:
+                self._chunk(ev)
             last_bookmark = time.monotonic()
             while True:
                 with store.cond:
@@ -1077,8 +1086,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 for e in pending:
                     since = e.rv
                     if visible(e.key, e.obj):
-                        self._chunk({"type": e.type,
-                                     "object": api._out(rt, e.obj)})
+                        self._chunk(shaped(e.type, e.obj))
                 if closed or time.monotonic() >= deadline:
                     break
                 if time.monotonic() - last_bookmark >= api.bookmark_interval:
