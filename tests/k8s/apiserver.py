@@ -363,7 +363,9 @@ class APIServer:
                 with open(kpath, "wb") as f:
                     f.write(key)
                 ctx.load_cert_chain(cpath, kpath)
-            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            # The handshake happens in the request thread: a stalled client blocks only itself.
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
+                                                do_handshake_on_connect=False)
             self.url = f"https://127.0.0.1:{self.port}"
         self.thread = None
         ns = self.types[("", "v1", "namespaces")]
@@ -826,6 +828,15 @@ def human_age(ts):
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # A failed handshake or a client gone away is the client's problem: one log line.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ssl.SSLError, ConnectionError, TimeoutError)):
+            if self.api.log:
+                self.api.log(f"{client_address[0]}:{client_address[1]}: {exc}")
+            return
+        super().handle_error(request, client_address)
 
 
 def _pb_str(field, data):
