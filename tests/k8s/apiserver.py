@@ -310,7 +310,8 @@ def json_patch(target, ops):
 
 # ---- the store --------------------------------------------------------------------------------
 
-Event = collections.namedtuple("Event", "rv key type obj")
+# prev: the object before a MODIFIED, for watches whose selector it enters or leaves.
+Event = collections.namedtuple("Event", "rv key type obj prev")
 
 
 class Store:
@@ -326,11 +327,12 @@ class Store:
         self.compacted = 0  # events with rv <= this are no longer kept
         self.closed = False
 
-    def record(self, rt, etype, obj):
+    def record(self, rt, etype, obj, prev=None):
         """Called with cond held: assigns the next resourceVersion and logs the event."""
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
-        self.events.append(Event(self.rv, rt.storage_key, etype, copy.deepcopy(obj)))
+        self.events.append(Event(self.rv, rt.storage_key, etype, copy.deepcopy(obj),
+                                 copy.deepcopy(prev)))
         while len(self.events) > self.history:
             self.compacted = self.events.popleft().rv
         self.cond.notify_all()
@@ -618,7 +620,7 @@ class APIServer:
                 self._after_delete(rt, new)
                 return self._out(rt, new)
             self.store.objects[key] = new
-            self.store.record(rt, "MODIFIED", new)
+            self.store.record(rt, "MODIFIED", new, old)
             return self._out(rt, new)
 
     def patch(self, rt, ns, name, ctype, patch, sub=None, dry_run=False):
@@ -662,7 +664,7 @@ class APIServer:
                 new["metadata"]["deletionTimestamp"] = now_rfc3339()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 self.store.objects[key] = new
-                self.store.record(rt, "MODIFIED", new)
+                self.store.record(rt, "MODIFIED", new, old)
                 return self._out(rt, new)
             del self.store.objects[key]
             gone = copy.deepcopy(old)
@@ -702,7 +704,7 @@ class APIServer:
                 new = copy.deepcopy(dep)
                 new["metadata"]["ownerReferences"] = rest
                 self.store.objects[key] = new
-                self.store.record(t, "MODIFIED", new)
+                self.store.record(t, "MODIFIED", new, dep)
             elif key in self.store.objects:
                 self.delete(t, key[1], key[2])
 
@@ -1096,7 +1098,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     break
                 for e in pending:
                     since = e.rv
-                    if visible(e.key, e.obj):
+                    now_in = visible(e.key, e.obj)
+                    was_in = e.prev is not None and visible(e.key, e.prev)
+                    if e.type == "MODIFIED" and now_in != was_in:
+                        # Entering the selector is ADDED, leaving it DELETED, as the real
+                        # watch cache reports it.
+                        self._chunk(shaped("ADDED" if now_in else "DELETED", e.obj))
+                    elif now_in:
                         self._chunk(shaped(e.type, e.obj))
                 if closed or time.monotonic() >= deadline:
                     break

@@ -220,6 +220,23 @@ def test_watch(srv, cl):
            "watch: ADDED, MODIFIED (spec), MODIFIED (status), DELETED in order, rising "
            "resourceVersions", [types, rvs])
 
+    # A label-selector watch: an object whose labels leave the selector is DELETED for it, one
+    # whose labels enter it ADDED.
+    _, lst, _ = cl.req("GET", CERTS)
+    st, _, nxt = cl.watch(f"{CERTS}?watch=1&labelSelector=tier%3Dedge&resourceVersion="
+                          + lst["metadata"]["resourceVersion"])
+    cl.req("POST", CERTS, cert_obj("sel", "sel.example.test"))
+    for tier in ("edge", "core", "edge"):
+        cl.req("PATCH", CERTS + "/sel", {"metadata": {"labels": {"tier": tier}}},
+               ctype="application/merge-patch+json")
+    cl.req("PATCH", CERTS + "/sel", {"spec": {"dnsNames": ["sel2.example.test"]}},
+           ctype="application/merge-patch+json")
+    cl.req("DELETE", CERTS + "/sel")
+    types = [(e or {}).get("type") for e in (nxt(), nxt(), nxt(), nxt(), nxt())]
+    nxt.close()
+    result(types == ["ADDED", "DELETED", "ADDED", "MODIFIED", "DELETED"],
+           "labelSelector watch: entering is ADDED, leaving DELETED", [types])
+
     # Bookmarks: nothing changes, yet the watch hears the current resourceVersion.
     _, lst, _ = cl.req("GET", CERTS)
     rv = lst["metadata"]["resourceVersion"]
