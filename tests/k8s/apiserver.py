@@ -326,6 +326,7 @@ class Store:
         self.history = history
         self.compacted = 0  # events with rv <= this are no longer kept
         self.closed = False
+        self.drops = 0  # drop_watches() count: a watch that sees it change ends
 
     def record(self, rt, etype, obj, prev=None):
         """Called with cond held: assigns the next resourceVersion and logs the event."""
@@ -349,6 +350,7 @@ class APIServer:
         for rt in BUILTIN:
             self.types[(rt.group, rt.version, rt.plural)] = rt
         self.requests = []  # (method, path) of every request, for tests
+        self.faults = []  # [method, compiled path regex, code, times left], see inject()
         self.httpd = _Server(("127.0.0.1", port), _Handler)
         self.httpd.api = self
         self.port = self.httpd.server_address[1]
@@ -385,6 +387,27 @@ class APIServer:
             self.store.cond.notify_all()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def drop_watches(self):
+        """Ends every open watch stream (cleanly, as an API server restart or a load balancer
+        timeout would): the clients must watch again from their last resourceVersion."""
+        with self.store.cond:
+            self.store.drops += 1
+            self.store.cond.notify_all()
+
+    def inject(self, method, pattern, code, times=1):
+        """The next `times` requests whose method and path (with query) match `pattern` (a
+        regex, searched) are answered with `code` and a Status (429 with Retry-After: 1)."""
+        with self.store.cond:
+            self.faults.append([method, re.compile(pattern), code, times])
+
+    def _fault(self, method, path):
+        with self.store.cond:
+            for f in self.faults:
+                if f[3] > 0 and f[0] == method and f[1].search(path):
+                    f[3] -= 1
+                    return f[2]
+        return None
 
     def compact(self):
         """Forgets the whole history, as an etcd compaction does: every older resourceVersion a
@@ -873,6 +896,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _send(self, code, body, ctype="application/json"):
         data = json.dumps(body).encode() + b"\n"
         self.send_response(code)
+        if code == 429:
+            self.send_header("Retry-After", "1")
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -908,6 +933,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             if self.headers.get("Authorization") != f"Bearer {api.token}":
                 raise APIError(401, "Unauthorized", "Unauthorized")
+            code = api._fault(method, self.path)
+            if code:
+                reason = {409: "Conflict", 410: "Expired", 429: "TooManyRequests",
+                          500: "InternalError", 503: "ServiceUnavailable",
+                          504: "Timeout"}.get(code, "Unknown")
+                raise APIError(code, reason, f"injected by the test: {reason}")
             self._route(method, path, query)
         except APIError as e:
             self._send(e.code, e.body)
@@ -1068,6 +1099,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         try:
             with store.cond:
+                drops = store.drops
                 if since is None:
                     # No resourceVersion: the current state as ADDED events, then what follows.
                     initial = [shaped("ADDED", o) for k, o in sorted(store.objects.items())
@@ -1082,14 +1114,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 with store.cond:
                     pending = None if since < store.compacted else \
                         [e for e in store.events if e.rv > since]
-                    if pending == [] and not store.closed:
+                    if pending == [] and not store.closed and store.drops == drops:
                         wait = min(deadline, last_bookmark + api.bookmark_interval) - \
                             time.monotonic()
                         if wait > 0:
                             store.cond.wait(wait)
                         pending = None if since < store.compacted else \
                             [e for e in store.events if e.rv > since]
-                    gone, closed = store.compacted, store.closed
+                    gone, closed = store.compacted, store.closed or store.drops != drops
                 if pending is None:
                     # Events this watch has not seen are gone: the real server's watch answers
                     # 200 and then an ERROR event carrying a 410 Status; the client relists.

@@ -237,6 +237,41 @@ def test_watch(srv, cl):
     result(types == ["ADDED", "DELETED", "ADDED", "MODIFIED", "DELETED"],
            "labelSelector watch: entering is ADDED, leaving DELETED", [types])
 
+    # A dropped watch: the stream ends; watching again from the last resourceVersion seen
+    # misses nothing written in between.
+    _, lst, _ = cl.req("GET", CERTS)
+    st, _, nxt = cl.watch(f"{CERTS}?watch=1&resourceVersion=" + lst["metadata"]["resourceVersion"])
+    cl.req("POST", CERTS, cert_obj("d1", "d1.example.test"))
+    e1 = nxt()
+    srv.drop_watches()
+    end = nxt()
+    nxt.close()
+    cl.req("POST", CERTS, cert_obj("d2", "d2.example.test"))
+    st, _, nxt = cl.watch(f"{CERTS}?watch=1&resourceVersion="
+                          + e1["object"]["metadata"]["resourceVersion"])
+    e2 = nxt()
+    nxt.close()
+    result(e1["object"]["metadata"]["name"] == "d1" and end is None and
+           e2 and e2["type"] == "ADDED" and e2["object"]["metadata"]["name"] == "d2",
+           "drop_watches ends the stream; a new watch from the last resourceVersion resumes",
+           [e1, end, e2])
+
+    # Injected faults, for the client's retries: 500 once, then the real answer; 429 has
+    # Retry-After.
+    srv.inject("GET", r"/certificates/d1$", 500)
+    srv.inject("PUT", r"/certificates/d1/status", 429)
+    st1, b1, _ = cl.req("GET", CERTS + "/d1")
+    st2, d1, _ = cl.req("GET", CERTS + "/d1")
+    c = cl.conn()
+    c.request("PUT", CERTS + "/d1/status", body=json.dumps(d1),
+              headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    result(st1 == 500 and b1["reason"] == "InternalError" and st2 == 200 and r.status == 429 and
+           r.getheader("Retry-After") == "1", "inject: 500 once, then 200; 429 with Retry-After",
+           [st1, st2, r.status])
+
     # Bookmarks: nothing changes, yet the watch hears the current resourceVersion.
     _, lst, _ = cl.req("GET", CERTS)
     rv = lst["metadata"]["resourceVersion"]
