@@ -450,6 +450,18 @@ def test_semantics(srv, cl):
     result("certificate issued" in p.stdout and "Issued" in p.stdout,
            "kubectl describe shows the Event", [p.stdout, p.stderr])
 
+    # Finalizers: DELETE marks the object; removing the last finalizer deletes it.
+    cl.req("POST", "/api/v1/namespaces/default/secrets",
+           {"metadata": {"name": "fin", "finalizers": ["aegis.dev/cleanup"]}})
+    st, d, _ = cl.req("DELETE", "/api/v1/namespaces/default/secrets/fin")
+    st2, _, _ = cl.req("GET", "/api/v1/namespaces/default/secrets/fin")
+    cl.req("PATCH", "/api/v1/namespaces/default/secrets/fin", {"metadata": {"finalizers": None}},
+           ctype="application/merge-patch+json")
+    st3, _, _ = cl.req("GET", "/api/v1/namespaces/default/secrets/fin")
+    result(st == 200 and d["metadata"].get("deletionTimestamp") and st2 == 200 and st3 == 404,
+           "finalizers: DELETE sets deletionTimestamp; removing the finalizer deletes",
+           [st, st2, st3])
+
     # Owner references: deleting the owner deletes the dependent (the garbage collector).
     st, _, _ = cl.req("POST", "/api/v1/namespaces/default/secrets", {
         "metadata": {"name": "s1-key", "ownerReferences": [{
