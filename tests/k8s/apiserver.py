@@ -53,6 +53,10 @@ def status_body(code, reason, message, details=None):
     return body
 
 
+# Per request: the fieldValidation mode and the warnings for the Warning header.
+_request = threading.local()
+
+
 class APIError(Exception):
     def __init__(self, code, reason, message, details=None):
         super().__init__(message)
@@ -76,6 +80,7 @@ class ResourceType:
         self.short, self.categories = list(short), list(categories)
         self.columns = columns  # additionalPrinterColumns, for the Table output
         self.crd = crd  # name of the CRD that defined it
+        self.schema = None  # its openAPIV3Schema
         self.storage_key = (group, plural)  # one storage for all versions of a group resource
         self.to_storage = self.from_storage = lambda o: o
 
@@ -308,6 +313,109 @@ def json_patch(target, ops):
     return doc
 
 
+# ---- structural schema: pruning, defaulting, validation --------------------------------------
+
+_PATTERNS = {}
+_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
+
+
+def _type_ok(schema, v):
+    if schema.get("x-kubernetes-int-or-string"):
+        return isinstance(v, (int, str)) and not isinstance(v, bool)
+    t = schema.get("type")
+    if t is None:
+        return True
+    if t == "integer":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if t == "number":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, _TYPES.get(t, object))
+
+
+def structural(schema, v, path, errs, unknown, apply=True):
+    """What the real server does with a custom resource against the CRD's openAPIV3Schema: drops
+    unknown fields (listed in `unknown`) unless x-kubernetes-preserve-unknown-fields, drops nulls
+    of non-nullable fields, fills in defaults, and validates type, required, enum, pattern,
+    lengths, item counts, bounds, oneOf and anyOf. Not checked: format and
+    x-kubernetes-validations (CEL). Returns v, maybe changed (only when apply)."""
+    if not _type_ok(schema, v):
+        errs.append((path, f'Invalid value: "{type(v).__name__}": {path} in body must be of '
+                     f'type {schema.get("type")}'))
+        return v
+    if isinstance(v, dict):
+        props = schema.get("properties") or {}
+        addl = schema.get("additionalProperties")
+        preserve = schema.get("x-kubernetes-preserve-unknown-fields")
+        for k in list(v):
+            if path == "" and k == "metadata":
+                continue  # metadata is the server's, never pruned
+            sub = props.get(k, addl if isinstance(addl, dict) else None)
+            child = f"{path}.{k}" if path else k
+            if sub is None:
+                if not preserve and not addl and not (path == "" and k in ("apiVersion", "kind",
+                                                                              "metadata")):
+                    unknown.append(child)
+                    if apply:
+                        del v[k]
+                continue
+            if v[k] is None and not sub.get("nullable"):
+                if apply:
+                    del v[k]
+                continue
+            v[k] = structural(sub, v[k], child, errs, unknown, apply)
+        if apply:
+            for k, sub in props.items():
+                if k not in v and "default" in sub:
+                    v[k] = structural(sub, copy.deepcopy(sub["default"]),
+                                      f"{path}.{k}" if path else k, errs, [], apply)
+        for k in schema.get("required") or []:
+            if k not in v:
+                errs.append((f"{path}.{k}" if path else k, "Required value"))
+    elif isinstance(v, list):
+        for i, item in enumerate(v):
+            if isinstance(schema.get("items"), dict):
+                v[i] = structural(schema["items"], item, f"{path}[{i}]", errs, unknown, apply)
+        if "maxItems" in schema and len(v) > schema["maxItems"]:
+            errs.append((path, f"Too many: {len(v)}: must have at most {schema['maxItems']} "
+                         "items"))
+        if "minItems" in schema and len(v) < schema["minItems"]:
+            errs.append((path, f"Invalid value: {len(v)}: {path} in body should have at least "
+                         f"{schema['minItems']} items"))
+    elif isinstance(v, str):
+        if "maxLength" in schema and len(v) > schema["maxLength"]:
+            errs.append((path, f"Too long: may not be more than {schema['maxLength']} bytes"))
+        if "minLength" in schema and len(v) < schema["minLength"]:
+            errs.append((path, f'Invalid value: "{v}": {path} in body should be at least '
+                         f"{schema['minLength']} chars long"))
+        if "pattern" in schema:
+            rx = _PATTERNS.setdefault(schema["pattern"], re.compile(schema["pattern"]))
+            if not rx.search(v):
+                errs.append((path, f'Invalid value: "{v}": {path} in body should match '
+                             f"'{schema['pattern']}'"))
+    elif isinstance(v, (int, float)) and not isinstance(v, bool):
+        if "minimum" in schema and v < schema["minimum"]:
+            errs.append((path, f"Invalid value: {v}: {path} in body should be greater than or "
+                         f"equal to {schema['minimum']}"))
+        if "maximum" in schema and v > schema["maximum"]:
+            errs.append((path, f"Invalid value: {v}: {path} in body should be less than or "
+                         f"equal to {schema['maximum']}"))
+    if "enum" in schema and v not in schema["enum"]:
+        errs.append((path, f"Unsupported value: {json.dumps(v)}: supported values: "
+                     + ", ".join(json.dumps(e) for e in schema["enum"])))
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            ok = 0
+            for alt in schema[key]:
+                e2 = []
+                structural(alt, copy.deepcopy(v), path, e2, [], apply=False)
+                ok += not e2
+            if (key == "oneOf" and ok != 1) or (key == "anyOf" and ok == 0):
+                errs.append((path, f"Invalid value: {path} must validate "
+                             f"{'one and only one' if key == 'oneOf' else 'at least one'} "
+                             f"schema ({key})"))
+    return v
+
+
 # ---- the store --------------------------------------------------------------------------------
 
 # prev: the object before a MODIFIED, for watches whose selector it enters or leaves.
@@ -484,6 +592,8 @@ class APIServer:
                               status="status" in (v.get("subresources") or {}),
                               generation=True, columns=v.get("additionalPrinterColumns"),
                               crd=name)
+            rt.schema = ((v.get("schema") or {}).get("openAPIV3Schema")
+                         or (spec.get("validation") or {}).get("openAPIV3Schema"))
             self.types[(rt.group, rt.version, rt.plural)] = rt
         old = crd.get("status") if isinstance(crd.get("status"), dict) else {}
         crd["status"] = {
@@ -507,6 +617,28 @@ class APIServer:
                       "metadata.deletionTimestamp"):
                 raise APIError(403, "Forbidden", f'unable to create new content in namespace '
                                f'{ns} because it is being terminated')
+
+    def _validate(self, rt, obj, name):
+        """The CRD's schema applied to a custom resource about to be stored (pruned and
+        defaulted in place); unknown fields per the request's fieldValidation (Strict: 400,
+        Warn, the default: a Warning header, Ignore)."""
+        if not rt.schema:
+            return
+        errs, unknown = [], []
+        structural(rt.schema, obj, "", errs, unknown)
+        mode = getattr(_request, "field_validation", "Warn")
+        if unknown and mode == "Strict":
+            raise APIError(400, "BadRequest", "strict decoding error: " + ", ".join(
+                f'unknown field "{u}"' for u in unknown))
+        if unknown and mode != "Ignore" and hasattr(_request, "warnings"):
+            _request.warnings += [f'unknown field "{u}"' for u in unknown]
+        if errs:
+            text = [f"{f}: {m}" for f, m in errs]
+            raise APIError(422, "Invalid", f'{rt.kind}.{rt.group} "{name}" is invalid: '
+                           + (text[0] if len(text) == 1 else "[" + ", ".join(text) + "]"),
+                           {"name": name, "group": rt.group, "kind": rt.kind,
+                            "causes": [{"reason": "FieldValueInvalid", "message": m,
+                                        "field": f} for f, m in errs]})
 
     def _stamp(self, rt, obj):
         obj["apiVersion"] = rt.api_version
@@ -561,6 +693,7 @@ class APIServer:
                 meta.pop("generation", None)
             if rt.status and rt.crd:
                 obj.pop("status", None)  # status only through the subresource
+            self._validate(rt, obj, name)
             if rt.plural == "namespaces":
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
@@ -604,6 +737,7 @@ class APIServer:
                     new["status"] = obj["status"]
                 else:
                     new.pop("status", None)
+                self._validate(rt, new, name)
             else:
                 new = obj
                 nmeta = new["metadata"]
@@ -620,6 +754,7 @@ class APIServer:
                         new["status"] = copy.deepcopy(old["status"])
                     else:
                         new.pop("status", None)
+                self._validate(rt, new, name)
                 if rt.generation:
                     def body(o):
                         return {k: v for k, v in o.items()
@@ -897,6 +1032,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _send(self, code, body, ctype="application/json"):
         data = json.dumps(body).encode() + b"\n"
         self.send_response(code)
+        for w in getattr(_request, "warnings", []):
+            self.send_header("Warning", f'299 - {json.dumps(w)}')
         if code == 429:
             self.send_header("Retry-After", "1")
         self.send_header("Content-Type", ctype)
@@ -924,6 +1061,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         path = url.path.rstrip("/") or "/"
         api.requests.append((method, self.path))
+        _request.field_validation = query.get("fieldValidation", "Warn")
+        _request.warnings = []
         try:
             if path in ("/healthz", "/livez", "/readyz"):
                 self.send_response(200)

@@ -60,6 +60,7 @@ class Client:
         r = c.getresponse()
         raw = r.read()
         c.close()
+        self.last_headers = r.headers
         return r.status, (json.loads(raw) if raw else None), r.getheader("Content-Type")
 
     def watch(self, url, timeout=5):
@@ -376,6 +377,30 @@ def test_semantics(srv, cl):
     st, _, _ = cl.req("PATCH", CERTS + "/s1", {"spec": {"x": 1}},
                       ctype="application/strategic-merge-patch+json")
     result(st == 415, "strategic merge patch on a custom resource: 415 (as the real server)")
+
+    # The CRD's schema: unknown fields pruned with a Warning (400 with fieldValidation=Strict),
+    # defaults filled in, invalid values 422 with causes, on the status subresource too.
+    body = cert_obj("v1", "v1.example.test")
+    body["spec"]["bogus"] = 1
+    st, v, _ = cl.req("POST", CERTS, body)
+    warn = cl.last_headers.get_all("Warning") or []
+    result(st == 201 and "bogus" not in v["spec"] and v["spec"]["duration"] == "2160h" and
+           v["spec"]["issuerRef"]["kind"] == "Issuer" and
+           any('unknown field \\"spec.bogus\\"' in w for w in warn),
+           "schema: unknown field pruned with a Warning header, defaults filled in", [v, warn])
+    body["metadata"]["name"] = "v2"
+    st, err, _ = cl.req("POST", CERTS + "?fieldValidation=Strict", body)
+    result(st == 400 and "spec.bogus" in err["message"], "fieldValidation=Strict: 400", [err])
+    bad = cert_obj("v3", "v3.example.test")
+    bad["spec"]["privateKey"] = {"algorithm": "DSA"}
+    st, err, _ = cl.req("POST", CERTS, bad)
+    fields = [c["field"] for c in (err.get("details") or {}).get("causes", [])]
+    result(st == 422 and err["reason"] == "Invalid" and fields == ["spec.privateKey.algorithm"],
+           "schema: an enum violation is 422 Invalid naming the field", [err])
+    v["status"] = {"notAfter": "tomorrow"}
+    st, err, _ = cl.req("PUT", CERTS + "/v1/status", v)
+    result(st == 422 and "status.notAfter" in err["message"],
+           "schema: the status subresource is validated too", [err])
 
     # Table of one object, for kubectl get NAME.
     st, t, _ = cl.req("GET", CERTS + "/s1", headers={
