@@ -769,6 +769,8 @@ class APIServer:
                 if rt.plural == "customresourcedefinitions" and not dry_run:
                     self._sync_crd(new)
             self._stamp(rt, new)
+            # An update without a resourceVersion is unconditional; the comparison is not.
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
             if new == old:
                 return self._out(rt, old)  # a no-op update writes nothing, as the real server
             if dry_run:
