@@ -1359,6 +1359,23 @@ def write_kubeconfig(path, url, token, ca_pem=None, namespace="default", context
     return path
 
 
+def write_serviceaccount(directory, token, ca_pem=None, namespace="default"):
+    """The files a pod's service account mount holds (token, ca.crt, namespace), for testing the
+    in-cluster configuration: point the client at `directory` and set KUBERNETES_SERVICE_HOST=
+    127.0.0.1 and KUBERNETES_SERVICE_PORT=<srv.port>. Rewrite it (and set srv.token) to rotate
+    the token."""
+    os.makedirs(directory, exist_ok=True)
+    files = {"token": token.encode(), "namespace": namespace.encode()}
+    if ca_pem:
+        files["ca.crt"] = ca_pem
+    for name, data in files.items():
+        tmp = os.path.join(directory, f".{name}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(directory, name))  # atomic, as the kubelet's swap
+    return directory
+
+
 def main():
     ap = argparse.ArgumentParser(description="Kubernetes API test server (tests/k8s/README.md)")
     ap.add_argument("--port", type=int, default=0)

@@ -24,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "dataplane"))
 sys.path.insert(0, HERE)
-from apiserver import APIServer, write_kubeconfig  # noqa: E402
+from apiserver import APIServer, write_kubeconfig, write_serviceaccount  # noqa: E402
 from dptest import SRC, path, result, summary  # noqa: E402
 
 KUBECTL = os.environ.get("KUBECTL", "/usr/bin/kubectl")
@@ -106,6 +106,14 @@ def test_auth():
         result(st == 401, "401 with a wrong token")
         st, body, _ = Client(srv).req("GET", "/version")
         result(st == 200 and body.get("major") == "1", "GET /version with the token")
+        # Token rotation: the server takes the new token, the old one is refused.
+        sa = write_serviceaccount(path("sa"), "rotated", namespace="aegis-system")
+        srv.token = open(os.path.join(sa, "token"), encoding="utf-8").read()
+        st_old, _, _ = Client(srv).req("GET", "/version")
+        st_new, _, _ = Client(srv, token="rotated").req("GET", "/version")
+        ns = open(os.path.join(sa, "namespace"), encoding="utf-8").read()
+        result(st_old == 401 and st_new == 200 and ns == "aegis-system",
+               "service-account files; a rotated token replaces the old one")
     finally:
         srv.stop()
 
