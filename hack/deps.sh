@@ -24,7 +24,9 @@ packages=(
     # pebble ships pebble and pebble-challtestsrv (the ACME test CA and its mock DNS) for
     # tests/controller/test_acme.py
     pebble
-    # Later issues add their test servers and clients here: kubectl.
+    # kubectl (1.20 in Debian 12) drives tests/k8s/apiserver.py, the Kubernetes API test server
+    # in tests/k8s/test_apiserver.py
+    kubernetes-client
 )
 # --bench: the peers and load generators of hack/bench/dataplane.sh, and lego, the ACME client
 # hack/bench/acme.sh compares with (run by hand, not by CI).
