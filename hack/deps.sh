@@ -24,10 +24,14 @@ packages=(
     # pebble ships pebble and pebble-challtestsrv (the ACME test CA and its mock DNS) for
     # tests/controller/test_acme.py
     pebble
-    # kubectl (1.20 in Debian 12) drives tests/k8s/apiserver.py, the Kubernetes API test server
-    # in tests/k8s/test_apiserver.py
-    kubernetes-client
 )
+# kubectl drives tests/k8s/apiserver.py, the Kubernetes API test server, in
+# tests/k8s/test_apiserver.py: Debian's kubernetes-client (1.20) when no kubectl is installed. A
+# kubectl from another package (e.g. Google's kubectl package) owns /usr/bin/kubectl and makes
+# kubernetes-client fail to install, so it is kept.
+if ! command -v kubectl >/dev/null 2>&1; then
+    packages+=(kubernetes-client)
+fi
 # --bench: the peers and load generators of hack/bench/dataplane.sh, and lego, the ACME client
 # hack/bench/acme.sh compares with (run by hand, not by CI).
 bench_packages=(h2o nginx-light haproxy wrk nghttp2-client linux-perf python3-cryptography lego)
