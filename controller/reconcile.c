@@ -697,13 +697,6 @@ static struct cert_job *cert_job_new(struct reconciler *r, struct obj *o, int64_
     j->now = now;
     j->env = (struct certsync_env){
         .store = r->opts.store, .secrets_dir = r->opts.secrets_dir, .http01 = http01_of(r)};
-    if (o->implicit) {
-        /* The object's implicit spec is replaced when its Host changes: the job has its own. */
-        if (decide_implicit_certificate(o->res, &j->implicit_spec, NULL) == 0) {
-            j->implicit = true;
-            spec = &j->implicit_spec;
-        }
-    }
     j->req = (struct certsync_request){
         .ns = o->ns, .name = o->name, .spec = spec, .generation = generation_of(o)};
     if (spec->issuer_ref.name != NULL) {
@@ -793,18 +786,18 @@ static bool sync_certificate(struct reconciler *r, struct obj *o, int64_t now,
 {
     struct cert_job *j = cert_job_new(r, o, now);
 
-    if (r->pool == NULL) {
-        j->rc = certsync_run(&j->env, &j->req, &o->cs, now, &j->res, &j->err);
-        apply_result(r, o, j->rc, &j->res, &j->err, now, now, rep);
-        cert_job_free(j);
-        return false;
-    }
-    j->env.defer_issue = true;
+    j->env.defer_issue = r->pool != NULL;
     j->rc = certsync_run(&j->env, &j->req, &o->cs, now, &j->res, &j->err);
     if (j->rc < 0 || !j->res.deferred) {
         apply_result(r, o, j->rc, &j->res, &j->err, now, now, rep);
         cert_job_free(j);
         return false;
+    }
+    /* Out to a worker: it must not read what the loop may replace meanwhile - the object's
+     * implicit spec (remade when its Host changes) and its state - so the job has copies. */
+    if (o->implicit && decide_implicit_certificate(o->res, &j->implicit_spec, NULL) == 0) {
+        j->implicit = true;
+        j->req.spec = &j->implicit_spec;
     }
     j->env.defer_issue = false;
     copy_certsync_state(&o->cs, &j->cs);
