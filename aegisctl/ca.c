@@ -81,8 +81,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"reason", required_argument, NULL, 'r'},
         {"der", no_argument, NULL, 'D'},
         {"ca", no_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CTL_HELP_LONGOPTS_END,
     };
     int c;
 

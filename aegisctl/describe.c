@@ -173,11 +173,10 @@ static void usage(FILE *out)
 int ctl_describe(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"namespace", required_argument, NULL, 'n'},
+        CTL_NAMESPACE_LONGOPT,
         {"state-dir", required_argument, NULL, 'd'},
         {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CTL_HELP_LONGOPTS_END,
     };
     const char *ns = "default", *state_dir = store_state_dir_default(), *output = NULL;
     enum aegis_kind kind;

@@ -26,8 +26,7 @@ int ctl_parse_paths_args(int argc, char **argv, const char *cmd, const char *con
 {
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CTL_HELP_LONGOPTS_END,
     };
     int c;
 
