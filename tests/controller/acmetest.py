@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "dataplane"))
-from dptest import CONTROLLER, DATAPLANE, free_port, path, run, track  # noqa: E402
+from dptest import CONTROLLER, DATAPLANE, free_port, path, run, track, write  # noqa: E402,F401
 
 PEBBLE = "/usr/bin/pebble"
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
@@ -23,16 +23,6 @@ EAB_KID = "kid-1"
 EAB_HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
 # Certificates of the renewal Pebble live this long (seconds): renewed ~2/3 in.
 SHORT_LIFETIME = 33
-
-
-def write(rel, text, mode=None):
-    p = path(rel)
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    with open(p + ".tmp", "w") as f:
-        f.write(text)
-    if mode:
-        os.chmod(p + ".tmp", mode)
-    os.rename(p + ".tmp", p)
 
 
 def wait_port(port, timeout=10):

@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "dataplane"))
 from dptest import (AEGISCTL, free_port, no_sanitizer_report, path, result, run,  # noqa: E402
-                    start_controller, stop, strays, summary)
+                    start_controller, stop, strays, summary, write)
 
 N = 300
 PER_FILE = 100
@@ -39,14 +39,6 @@ def cert_doc(i):
     return (f"---\napiVersion: aegis.dev/v1alpha1\nkind: Certificate\n"
             f"metadata: {{name: k{i}}}\n"
             f"spec: {{issuerRef: {{name: local}}, dnsNames: [k{i}.crash.test]}}\n")
-
-
-def write(rel, text):
-    p = path(rel)
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    with open(p + ".tmp", "w") as f:
-        f.write(text)
-    os.rename(p + ".tmp", p)
 
 
 def stored():

@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "dataplane"))
 from dptest import (AEGISCTL, CONTROLLER, DATAPLANE, free_port, no_sanitizer_report,  # noqa: E402
-                    path, result, run, start_controller, start_upstream, stop, summary)
+                    path, result, run, start_controller, start_upstream, stop, summary, write)
 
 
 ISSUER = """apiVersion: aegis.dev/v1alpha1
@@ -40,15 +40,6 @@ spec:
   upstreams: [{{url: "http://127.0.0.1:{upstream}"}}]
   tls: {{mode: acme, issuerRef: {{name: local}}}}
 """
-
-
-def write(rel, text):
-    p = path(rel)
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    tmp = p + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, p)
 
 
 def fetch(hs, name, ca):

@@ -91,6 +91,18 @@ def path(name):
     return os.path.join(workdir, name)
 
 
+def write(rel, text, mode=None):
+    """Writes <work>/rel as an editor does (a temp file renamed into place; directories made),
+    with mode if given, so a watching controller never reads it half-written."""
+    p = path(rel)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p + ".tmp", "w") as f:
+        f.write(text)
+    if mode:
+        os.chmod(p + ".tmp", mode)
+    os.rename(p + ".tmp", p)
+
+
 def openssl(*args):
     r = run(["openssl", *args])
     if r.returncode != 0:

@@ -118,8 +118,31 @@ static bool file_has(const char *rel, const char *needle)
     "---\napiVersion: aegis.dev/v1alpha1\nkind: " kind "\nmetadata: {name: " name "}\nspec: " spec \
     "\n"
 
+/* A Certificate <name> of the local Issuer for <name>.test. */
+#define LOCAL_CERT(name)                                                                           \
+    RES("Certificate", name, "{issuerRef: {name: local}, dnsNames: [" name ".test]}")
+
 static const char *const HTTP[] = {"127.0.0.1:8080"};
 static const char *const HTTPS[] = {"127.0.0.1:8443"};
+
+/* Watches <tmpdir>/rel (made by the caller); NULL (a failed check) when it cannot. */
+static struct watch_source *watch_dir(const char *rel)
+{
+    const char *paths[1] = {P(rel)};
+    struct watch_source *w = NULL;
+    struct aegis_err err = {0};
+
+    if (watch_new(paths, 1, NULL, clk_ms, &w, &err) < 0)
+        CHECK(0, "watching a test directory");
+    return w;
+}
+
+/* What every test's reconciler has: the store, the secrets, one HTTP listener. */
+static struct reconcile_opts base_opts(void)
+{
+    return (struct reconcile_opts){
+        .store = st, .secrets_dir = secrets, .render = {.http = HTTP, .n_http = 1}};
+}
 
 static void test_loop(void)
 {
@@ -147,11 +170,8 @@ static void test_loop(void)
         printf("# %s\n", err.msg);
         return;
     }
-    o.store = st;
-    o.secrets_dir = secrets;
+    o = base_opts();
     o.status_dir = status;
-    o.render.http = HTTP;
-    o.render.n_http = 1;
     o.render.https = HTTPS;
     o.render.n_https = 1;
     o.push = push;
@@ -216,33 +236,20 @@ static void test_loop(void)
 
 static void test_bounded(void)
 {
-    const char *paths[1];
-    struct watch_source *w = NULL;
-    struct reconcile_opts o = {0};
+    struct watch_source *w;
+    struct reconcile_opts o = base_opts();
     struct reconciler *r = NULL;
     struct reconcile_report rep;
     struct aegis_err err = {0};
     int64_t next;
 
     mkdir(P("many"), 0700);
-    write_file("many/all.yaml", RES("Issuer", "local", "{ca: {}}") RES("Certificate", "c1",
-                                                                       "{issuerRef: {name: local}, "
-                                                                       "dnsNames: [c1.test]}")
-                                    RES("Certificate", "c2",
-                                        "{issuerRef: {name: local}, "
-                                        "dnsNames: [c2.test]}") RES("Certificate", "c3",
-                                                                    "{issuerRef: {name: local}, "
-                                                                    "dnsNames: [c3.test]}"));
-    paths[0] = P("many");
-    if (watch_new(paths, 1, NULL, clk_ms, &w, &err) < 0) {
-        CHECK(0, "watching the second directory");
+    write_file("many/all.yaml", RES("Issuer", "local", "{ca: {}}") LOCAL_CERT("c1") LOCAL_CERT("c2")
+                                    LOCAL_CERT("c3"));
+    w = watch_dir("many");
+    if (w == NULL)
         return;
-    }
-    o.store = st;
-    o.secrets_dir = secrets;
     o.max_issuances = 1;
-    o.render.http = HTTP;
-    o.render.n_http = 1;
     reconcile_new(&o, &r, &err);
     hand_snapshot(r, w);
     next = reconcile_step(r, T0 + 500 * DAY, &rep);
@@ -268,9 +275,8 @@ static bool wait_fd(struct reconciler *r)
 
 static void test_pool(void)
 {
-    const char *paths[1];
-    struct watch_source *w = NULL;
-    struct reconcile_opts o = {0};
+    struct watch_source *w;
+    struct reconcile_opts o = base_opts();
     struct reconciler *r = NULL;
     struct reconcile_report rep;
     struct aegis_err err = {0};
@@ -280,31 +286,14 @@ static void test_pool(void)
 
     mkdir(P("pool"), 0700);
     write_file("pool/issuer.yaml", RES("Issuer", "local", "{ca: {}}"));
-    write_file("pool/a.yaml", RES("Certificate", "p1",
-                                  "{issuerRef: {name: local}, dnsNames: "
-                                  "[p1.test]}") RES("Certificate", "p2",
-                                                    "{issuerRef: {name: local}, "
-                                                    "dnsNames: [p2.test]}"));
-    write_file("pool/b.yaml",
-               RES("Certificate", "p3",
-                   "{issuerRef: {name: local}, dnsNames: "
-                   "[p3.test]}") RES("Certificate", "p4",
-                                     "{issuerRef: {name: local}, "
-                                     "dnsNames: [p4.test]}") RES("Certificate", "p5",
-                                                                 "{issuerRef: {name: local}, "
-                                                                 "dnsNames: [p5.test]}"));
-    paths[0] = P("pool");
-    if (watch_new(paths, 1, NULL, clk_ms, &w, &err) < 0) {
-        CHECK(0, "watching the pool directory");
+    write_file("pool/a.yaml", LOCAL_CERT("p1") LOCAL_CERT("p2"));
+    write_file("pool/b.yaml", LOCAL_CERT("p3") LOCAL_CERT("p4") LOCAL_CERT("p5"));
+    w = watch_dir("pool");
+    if (w == NULL)
         return;
-    }
-    o.store = st;
-    o.secrets_dir = secrets;
     o.status_dir = status;
     o.workers = 2;
     o.max_issuances = 2;
-    o.render.http = HTTP;
-    o.render.n_http = 1;
     o.push = push;
     CHECK_INT(reconcile_new(&o, &r, &err), 0, "a reconciler with 2 workers");
     CHECK(reconcile_fd(r) >= 0, "... has a descriptor to poll");
@@ -346,9 +335,7 @@ static void test_pool(void)
           "... and no status file comes back for it");
 
     /* Freed with jobs out: they are finished or dropped, nothing leaks (sanitizers). */
-    write_file("pool/c.yaml", RES("Certificate", "p6",
-                                  "{issuerRef: {name: local}, dnsNames: "
-                                  "[p6.test]}"));
+    write_file("pool/c.yaml", LOCAL_CERT("p6"));
     CHECK(watchutil_settle(w, &clk_ms) >= 1, "a new file makes a snapshot");
     hand_snapshot(r, w);
     reconcile_step(r, t + 4, &rep);
